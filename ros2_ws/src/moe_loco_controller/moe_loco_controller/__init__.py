@@ -1,0 +1,1 @@
+"""MoE-Loco onboard runtime for the Unitree Go2."""

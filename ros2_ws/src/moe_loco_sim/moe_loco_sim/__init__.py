@@ -1,0 +1,1 @@
+"""Simulated Go2 (MuJoCo) for sim-to-sim."""

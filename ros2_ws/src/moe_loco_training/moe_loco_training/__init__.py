@@ -1,0 +1,1 @@
+"""MoE-Loco training package."""
