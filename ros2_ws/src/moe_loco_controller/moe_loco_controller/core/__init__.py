@@ -1,0 +1,1 @@
+"""The ROS-free core: pure Python/numpy, no rclpy, no DDS."""
