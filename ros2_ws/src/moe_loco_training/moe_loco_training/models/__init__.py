@@ -1,0 +1,31 @@
+"""The MoE-Loco networks: encoder, estimator, actor/critic LSTMs, MoE heads with a shared gate."""
+
+from moe_loco_training.models.actor_critic import (
+    ModelConfig,
+    ModelOutput,
+    MoELocoActorCritic,
+    ParameterCounts,
+    Privileged,
+    RecurrentState,
+    compare_parameter_counts,
+    format_parameter_counts,
+    matched_standard_head,
+    parameter_counts,
+)
+from moe_loco_training.models.moe import ExpertHeads, GateNetwork, apply_expert_scale
+
+__all__ = [
+    "ExpertHeads",
+    "GateNetwork",
+    "MoELocoActorCritic",
+    "ModelConfig",
+    "ModelOutput",
+    "ParameterCounts",
+    "Privileged",
+    "RecurrentState",
+    "apply_expert_scale",
+    "compare_parameter_counts",
+    "format_parameter_counts",
+    "matched_standard_head",
+    "parameter_counts",
+]
