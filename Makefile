@@ -10,7 +10,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint format demo clean bench bench-policy
+.PHONY: setup test lint format demo clean bench bench-policy bench-loop
 
 setup:
 	@bash scripts/setup.sh
@@ -31,10 +31,13 @@ demo: setup
 	@echo "(issues 4 and 5). Until then: make test."
 	@exit 2
 
-bench: bench-policy
+bench: bench-policy bench-loop
 
 bench-policy: setup
 	$(PY) benchmarks/bench_policy.py
+
+bench-loop: setup
+	$(PY) benchmarks/bench_loop.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

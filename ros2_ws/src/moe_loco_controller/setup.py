@@ -26,5 +26,11 @@ setup(
     maintainer_email="dev@moe-loco.invalid",
     description="MoE-Loco runtime for the Unitree Go2",
     license="BSD-3-Clause",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "moe-loco-bringup = moe_loco_controller.nodes.bringup:main",
+            "controller_node = moe_loco_controller.nodes.bringup:controller_main",
+            "joystick_node = moe_loco_controller.nodes.bringup:joystick_main",
+        ]
+    },
 )

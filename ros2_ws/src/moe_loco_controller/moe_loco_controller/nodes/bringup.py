@@ -1,0 +1,193 @@
+"""``moe-loco-bringup``: the controller and joystick nodes in one process, from one YAML file.
+
+What ``ros2 launch moe_loco_controller go2.launch.py`` starts, for machines without ``ros2
+launch`` (it is not installable from PyPI). Examples::
+
+    moe-loco-bringup --policy policies/x.onnx --interface eth0          # the robot
+    moe-loco-bringup --sim                                               # sim: domain 1 on lo
+    moe-loco-bringup --link mirror --joystick none                      # replay from a bag
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from moe_loco_controller.core.config import Config, ConfigError, load_config
+from moe_loco_controller.core.go2 import SIM_DOMAIN_ID, SIM_INTERFACE
+from moe_loco_controller.core.policy_metadata import PolicyFileError
+
+
+def find_policy(explicit: str, search: Sequence[Path]) -> Path:
+    """The policy file to run: ``explicit`` if given, else the newest .onnx in ``search``."""
+    if explicit:
+        return Path(explicit)
+    found = [p for d in search if d.is_dir() for p in d.glob("*.onnx")]
+    if not found:
+        raise PolicyFileError(
+            f"no policy given and no .onnx under {[str(d) for d in search]}; pass --policy"
+        )
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def default_policy_dirs() -> list[Path]:
+    here = Path(__file__).resolve()
+    return [Path.cwd() / "policies", here.parents[4] / "policies"]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="moe-loco-bringup", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, help="controller YAML (default: the packaged one)")
+    p.add_argument("--policy", default=None, help="policy .onnx (default: config, then newest)")
+    p.add_argument(
+        "--nodes",
+        default="controller,joystick",
+        help="which nodes to run in this process: controller, joystick or both (default)",
+    )
+    p.add_argument(
+        "--interface", help="network interface of the robot link (config: link.interface)"
+    )
+    p.add_argument(
+        "--domain", type=int, help="DDS domain of the robot link (config: link.domain_id)"
+    )
+    p.add_argument(
+        "--sim",
+        nargs="?",
+        const="true",
+        default="false",
+        choices=("true", "false"),
+        help="talk to the simulator: domain 1 on lo, overriding --interface/--domain",
+    )
+    p.add_argument("--link", choices=("unitree", "mirror"), help="robot-state source")
+    p.add_argument("--joystick", choices=("joy", "go2_remote", "none"), help="joystick source")
+    p.add_argument("--no-release", action="store_true", help="do not release the sport mode")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
+    return p.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    changes: dict[str, Any] = {}
+    if args.interface is not None:
+        changes["link.interface"] = args.interface
+    if args.domain is not None:
+        changes["link.domain_id"] = args.domain
+    if args.sim == "true":  # the simulator's convention wins over interface/domain
+        changes.update(
+            {
+                "link.interface": SIM_INTERFACE,
+                "link.domain_id": SIM_DOMAIN_ID,
+                "link.release_sport_mode": False,
+            }
+        )
+    if args.link is not None:
+        changes["link.source"] = args.link
+    if args.joystick not in (None, "none"):
+        changes["joystick.source"] = args.joystick
+    if args.no_release:
+        changes["link.release_sport_mode"] = False
+    if args.policy is not None:
+        changes["policy"] = args.policy
+    return cfg.replace(**changes) if changes else cfg
+
+
+def controller_main(argv: Sequence[str] | None = None) -> int:
+    """The ``controller_node`` executable (what the launch file starts)."""
+    return main([*(sys.argv[1:] if argv is None else argv), "--nodes", "controller"])
+
+
+def joystick_main(argv: Sequence[str] | None = None) -> int:
+    """The ``joystick_node`` executable (what the launch file starts)."""
+    return main([*(sys.argv[1:] if argv is None else argv), "--nodes", "joystick"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    which = {n.strip() for n in args.nodes.split(",") if n.strip()}
+    if not which or which - {"controller", "joystick"}:
+        print(
+            f"moe-loco-bringup: --nodes must name controller and/or joystick, got {args.nodes!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.joystick == "none":
+        which.discard("joystick")
+    try:
+        cfg = resolve_config(args)
+        policy = find_policy(cfg.policy, default_policy_dirs())
+    except (ConfigError, PolicyFileError) as e:
+        print(f"moe-loco-bringup: {e}", file=sys.stderr)
+        return 2
+    from moe_loco_controller.core.policy import PolicyRuntime
+    from moe_loco_controller.io.link import LinkError, UnitreeLink
+    from moe_loco_controller.nodes.controller_node import ControllerNode
+    from moe_loco_controller.nodes.joystick_node import JoystickNode
+
+    try:
+        metadata = PolicyRuntime(policy).metadata
+    except PolicyFileError as e:
+        print(f"moe-loco-bringup: {e}", file=sys.stderr)
+        return 2
+    link = None
+    if "controller" in which and cfg.link.source == "unitree":
+        try:
+            link = UnitreeLink(
+                cfg.link.domain_id,
+                cfg.link.interface,
+                cfg.link.release_sport_mode,
+                cfg.link.other_publisher_check_s,
+            )
+        except LinkError as e:
+            print(f"moe-loco-bringup: {e}", file=sys.stderr)
+            return 3
+    rclpy.init()
+    controller = ControllerNode(cfg, policy, link) if "controller" in which else None
+    nodes: list[Any] = [] if controller is None else [controller]
+    if "joystick" in which:
+        nodes.append(JoystickNode(cfg.joystick, metadata, cfg.namespace))
+    executor = MultiThreadedExecutor(num_threads=2)
+    for n in nodes:
+        executor.add_node(n)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    if controller is not None:
+        controller.start()
+        controller.get_logger().info(
+            f"running {policy.name} ({cfg.link.source} link on {cfg.link.interface}, domain "
+            f"{cfg.link.domain_id}); joystick: {args.joystick or cfg.joystick.source}"
+        )
+    try:
+        if args.duration > 0:
+            import time
+
+            end = time.monotonic() + args.duration
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        timing = {}
+        if controller is not None:
+            controller.stop()
+            timing = controller.timing()
+        executor.shutdown()
+        for n in nodes:
+            n.destroy_node()
+        if link is not None:
+            link.close()
+        rclpy.try_shutdown()
+    if timing:
+        print("timing: " + " ".join(f"{k}={v:.3f}" for k, v in timing.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

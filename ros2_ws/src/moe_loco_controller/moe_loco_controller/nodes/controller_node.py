@@ -1,0 +1,254 @@
+"""The controller node: the control core on a 50 Hz deadline loop, the robot link, ROS I/O.
+
+It owns timers (two deadline threads), topics and services, and nothing else:
+
+- robot state from the Unitree link (rt/lowstate) or, for replay, from ``<ns>/robot_state``;
+- ``<ns>/command`` (LocoCommand) in; ``<ns>/status``, ``<ns>/joint_command`` and (with the
+  Unitree link) ``<ns>/robot_state`` out, every control step;
+- LowCmd_ streamed to rt/lowcmd at ``link.command_rate_hz``, repeating the latest PD targets
+  between control steps (zero torque until the first step);
+- services ``<ns>/set_expert_scale`` and ``<ns>/set_gait``: bad requests are refused with a
+  reason and change nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+
+from moe_loco_controller.core.config import Config
+from moe_loco_controller.core.controller import ControlCore, OperatorCommand, StepResult
+from moe_loco_controller.core.policy import PolicyRuntime
+from moe_loco_controller.core.robot_state import JointCommand, RobotState
+from moe_loco_controller.core.timing import DeadlineLoop, LoopStats, naive_loop
+from moe_loco_controller.nodes.messages import (
+    command_from_msg,
+    joint_command_to_msg,
+    robot_state_from_msg,
+    robot_state_to_msg,
+    status_to_msg,
+)
+from moe_loco_msgs.msg import ControllerStatus as StatusMsg
+from moe_loco_msgs.msg import JointCommand as JointCommandMsg
+from moe_loco_msgs.msg import LocoCommand
+from moe_loco_msgs.msg import RobotState as RobotStateMsg
+from moe_loco_msgs.srv import SetExpertScale, SetGait
+
+
+class ControllerNode(Node):
+    """See the module docstring. ``link``: a started :class:`~..io.link.UnitreeLink`, or None to
+    read the robot state from ``<ns>/robot_state`` (replay: nothing is sent to a robot)."""
+
+    def __init__(
+        self,
+        config: Config,
+        policy_path: str | Path,
+        link: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        node_name: str = "moe_loco_controller",
+    ) -> None:
+        super().__init__(node_name)
+        self.config = config
+        self.link = link
+        self.clock = clock
+        self.policy = PolicyRuntime(policy_path, device=config.device)
+        self.core = ControlCore(self.policy, config.control)
+        self.policy_name = Path(policy_path).name
+        self._lock = threading.Lock()  # the core and the policy: control thread vs services
+        self._operator: OperatorCommand | None = None
+        self._pending_request = 0  # a mode request waits for the next tick, never overwritten
+        self._mirror_state: RobotState | None = None
+        self._joint_cmd = JointCommand.zero_torque()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_tick: float | None = None
+        self.loop_stats = LoopStats()
+        self.stream_stats = LoopStats()
+        self.last_result: StepResult | None = None
+        self.compute_times: collections.deque[float] = collections.deque(maxlen=200_000)
+
+        ns = config.namespace
+        self.status_pub = self.create_publisher(StatusMsg, f"{ns}/status", 10)
+        self.joint_pub = self.create_publisher(JointCommandMsg, f"{ns}/joint_command", 10)
+        if link is None:
+            self.create_subscription(RobotStateMsg, f"{ns}/robot_state", self._on_state, 10)
+            self.state_pub = None
+        else:
+            self.state_pub = self.create_publisher(RobotStateMsg, f"{ns}/robot_state", 10)
+        self.create_subscription(LocoCommand, f"{ns}/command", self._on_command, 10)
+        self.create_service(SetExpertScale, f"{ns}/set_expert_scale", self._on_set_scale)
+        self.create_service(SetGait, f"{ns}/set_gait", self._on_set_gait)
+
+    # ------------------------------------------------------------------ ROS callbacks
+    def _on_command(self, msg: LocoCommand) -> None:
+        cmd = command_from_msg(msg, self.clock())
+        if cmd.request:
+            self._pending_request = cmd.request
+        self._operator = cmd
+
+    def _on_state(self, msg: RobotStateMsg) -> None:
+        self._mirror_state = robot_state_from_msg(msg, self.clock())
+
+    def _on_set_scale(
+        self, req: SetExpertScale.Request, res: SetExpertScale.Response
+    ) -> SetExpertScale.Response:
+        weights = list(req.weights)
+        with self._lock:
+            try:
+                if weights and req.preset:
+                    raise ValueError("give either weights or a preset name, not both")
+                if req.preset:
+                    self.policy.set_expert_preset(req.preset)
+                    res.message = f"preset {req.preset!r} applied"
+                elif weights:
+                    self.policy.set_expert_scale(weights)
+                    res.message = "weights applied"
+                else:
+                    raise ValueError("give weights (one per expert) or a preset name")
+                res.success = True
+            except ValueError as e:
+                res.success = False
+                res.message = str(e)
+            res.scale = self.policy.expert_scale.tolist()
+        self.get_logger().info(f"set_expert_scale: {res.message}")
+        return res
+
+    def _on_set_gait(self, req: SetGait.Request, res: SetGait.Response) -> SetGait.Response:
+        with self._lock:
+            try:
+                self.core.set_gait(req.gait, self.clock())
+                res.success = True
+                res.message = f"gait {self.core.metadata.gaits[self.core.gait]}"
+            except ValueError as e:
+                res.success = False
+                res.message = str(e)
+            res.gait = self.core.gait
+        self.get_logger().info(f"set_gait: {res.message}")
+        return res
+
+    # ------------------------------------------------------------------ the loops
+    def latest_state(self) -> RobotState | None:
+        return self._mirror_state if self.link is None else self.link.latest()
+
+    def control_tick(self, deadline: float, lateness: float) -> None:
+        """One control step (called by the 50 Hz deadline loop; the benchmark calls it too).
+
+        The time-critical part (state -> core step -> targets handed to the LowCmd_ stream) comes
+        first and is what ``compute_ms`` measures; the ROS messages are published after it.
+        """
+        start = self.clock()
+        period = math.nan if self._last_tick is None else start - self._last_tick
+        self._last_tick = start
+        state = self.latest_state()
+        external = self.link.faults() if self.link is not None else ()
+        operator = self._operator
+        if operator is not None and self._pending_request:
+            operator = dataclasses.replace(operator, request=self._pending_request)
+            self._pending_request = 0
+        with self._lock:
+            result = self.core.step(state, operator, start, external)
+        self._joint_cmd = result.command
+        compute = self.clock() - start
+        self.last_result = result
+        for event in result.events:  # rclpy wants one severity per call site
+            if "refused" in event:
+                self.get_logger().warning(event)
+            else:
+                self.get_logger().info(event)
+        stamp = self.get_clock().now().to_msg()
+        status = status_to_msg(
+            result.status,
+            stamp,
+            period_ms=0.0 if math.isnan(period) else period * 1e3,
+            period_error_ms=lateness * 1e3,
+            compute_ms=compute * 1e3,
+            overruns=self.loop_stats.overruns,
+            bad_crc_frames=0 if self.link is None else int(self.link.bad_crc),
+            policy=self.policy_name,
+            sport_mode_active=bool(getattr(self.link, "sport_mode_active", False)),
+        )
+        self.status_pub.publish(status)
+        self.joint_pub.publish(
+            joint_command_to_msg(result.command, result.status.step, int(result.status.mode), stamp)
+        )
+        if self.state_pub is not None and state is not None:
+            self.state_pub.publish(robot_state_to_msg(state, stamp))
+        self.compute_times.append(compute)
+
+    def _stream_tick(self, deadline: float, lateness: float) -> None:
+        assert self.link is not None
+        self.link.send(self._joint_cmd)
+
+    def start(self, naive: bool = False) -> None:
+        """Start the control loop (and, with a link, the LowCmd_ stream) in their own threads.
+
+        ``naive=True`` runs the control step in a compute-then-sleep loop instead of on absolute
+        deadlines: only for the benchmark that shows why we do not.
+        """
+        # Python hands the GIL between threads every 5 ms by default: a DDS reader thread could
+        # then hold the control thread past its deadline. 0.5 ms keeps the loops on time.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
+        dt = self.core.control_dt
+        if naive:
+            control: Callable[[], Any] = lambda: naive_loop(  # noqa: E731
+                dt, self.control_tick, self._stop, clock=self.clock, stats=self.loop_stats
+            )
+        else:
+            loop = DeadlineLoop(dt, self.control_tick, self.clock, stats=self.loop_stats)
+            control = lambda: loop.run(self._stop)  # noqa: E731
+        self._threads = [threading.Thread(target=control, name="moe_loco_control", daemon=True)]
+        if self.link is not None:
+            stream = DeadlineLoop(
+                1.0 / self.config.link.command_rate_hz,
+                self._stream_tick,
+                self.clock,
+                stats=self.stream_stats,
+            )
+            self._threads.append(
+                threading.Thread(
+                    target=stream.run, args=(self._stop,), name="moe_loco_lowcmd", daemon=True
+                )
+            )
+        for t in self._threads:
+            t.start()
+
+    def stop(self, damp: bool = True) -> None:
+        """Stop the loops; with a link, leave the motors damped (a last DAMP command is sent)."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=2.0)
+        self._threads = []
+        self._stop = threading.Event()
+        if not damp:
+            return
+        if self.link is not None:
+            damp = JointCommand.damping(self.config.control.damp_kd)
+            for _ in range(3):
+                self.link.send(damp)
+
+    def timing(self) -> dict[str, float]:
+        """Loop statistics [ms, Hz]: ``loop_step_*`` is the whole tick (publishing included),
+        ``loop_critical_*`` the state-to-targets part."""
+        out = {f"loop_{k}": v for k, v in self.loop_stats.summary(self.core.control_dt).items()}
+        crit = np.asarray(self.compute_times or [0.0]) * 1e3
+        out["loop_critical_p50_ms"] = float(np.percentile(crit, 50))
+        out["loop_critical_p99_ms"] = float(np.percentile(crit, 99))
+        out["loop_critical_max_ms"] = float(crit.max())
+        if self.link is not None:
+            nominal = 1.0 / self.config.link.command_rate_hz
+            out.update({f"cmd_{k}": v for k, v in self.stream_stats.summary(nominal).items()})
+        return out
+
+    @property
+    def expert_scale(self) -> np.ndarray:
+        return self.policy.expert_scale

@@ -1,0 +1,65 @@
+"""The joystick node: ``sensor_msgs/Joy`` (ROS ``joy``) or the Go2 remote -> ``<ns>/command``.
+
+The rules (deadman, one gait toggle per press, e-stop, per-gait velocity limits from the policy's
+metadata, rate limit, joystick lost) are :class:`~moe_loco_controller.core.joystick.JoystickLogic`;
+this node only feeds it and publishes its command at ``joystick.rate_hz``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from rclpy.node import Node
+from sensor_msgs.msg import Joy
+
+from moe_loco_controller.core.config import JoystickNodeConfig
+from moe_loco_controller.core.controller import Request
+from moe_loco_controller.core.joystick import JoystickLogic, remote_input
+from moe_loco_controller.core.policy_metadata import PolicyMetadata
+from moe_loco_controller.nodes.messages import command_to_msg
+from moe_loco_msgs.msg import LocoCommand
+from moe_loco_msgs.msg import RobotState as RobotStateMsg
+
+
+def ranges_by_gait_index(meta: PolicyMetadata) -> Mapping[int, Mapping[str, tuple[float, float]]]:
+    return {i: meta.command_ranges[g] for i, g in enumerate(meta.gaits)}
+
+
+class JoystickNode(Node):
+    def __init__(
+        self,
+        config: JoystickNodeConfig,
+        metadata: PolicyMetadata,
+        namespace: str = "moe_loco",
+        clock: Callable[[], float] = time.monotonic,
+        node_name: str = "moe_loco_joystick",
+    ) -> None:
+        super().__init__(node_name)
+        self.config = config
+        self.clock = clock
+        self.logic = JoystickLogic(ranges_by_gait_index(metadata), config.logic)
+        self._request = Request.NONE
+        self.pub = self.create_publisher(LocoCommand, f"{namespace}/command", 10)
+        if config.source == "joy":
+            self.create_subscription(Joy, "joy", self._on_joy, 10)
+        else:  # the Go2 remote's bytes, as the controller mirrors them from rt/lowstate
+            self.create_subscription(RobotStateMsg, f"{namespace}/robot_state", self._on_remote, 10)
+        self.timer = self.create_timer(1.0 / config.rate_hz, self._publish)
+
+    def _take(self, request: Request) -> None:
+        if request != Request.NONE:
+            self._request = request  # kept until published once
+
+    def _on_joy(self, msg: Joy) -> None:
+        sample = self.config.mapping.joy_input(list(msg.axes), list(msg.buttons), self.clock())
+        self._take(self.logic.feed(sample))
+
+    def _on_remote(self, msg: RobotStateMsg) -> None:
+        sample = remote_input(int(msg.remote_keys), list(msg.remote_axes), self.clock())
+        self._take(self.logic.feed(sample))
+
+    def _publish(self) -> None:
+        cmd = self.logic.command(self.clock(), self._request)
+        self._request = Request.NONE
+        self.pub.publish(command_to_msg(cmd, self.get_clock().now().to_msg()))

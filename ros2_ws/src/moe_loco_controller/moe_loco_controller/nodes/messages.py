@@ -1,0 +1,105 @@
+"""Conversions between moe_loco_msgs and the core's plain types (the only ROS/core seam)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+
+from moe_loco_controller.core.controller import CoreStatus, OperatorCommand
+from moe_loco_controller.core.robot_state import JointCommand, RobotState, check_robot_state
+from moe_loco_msgs.msg import ControllerStatus as StatusMsg
+from moe_loco_msgs.msg import JointCommand as JointCommandMsg
+from moe_loco_msgs.msg import LocoCommand
+from moe_loco_msgs.msg import RobotState as RobotStateMsg
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def command_from_msg(msg: LocoCommand, stamp: float) -> OperatorCommand:
+    return OperatorCommand(
+        vx=float(msg.vx),
+        vy=float(msg.vy),
+        wz=float(msg.wz),
+        gait=int(msg.gait),
+        request=int(msg.request),
+        estop=bool(msg.estop),
+        deadman=bool(msg.deadman),
+        stamp=stamp,
+    )
+
+
+def command_to_msg(cmd: OperatorCommand, stamp: Time) -> LocoCommand:
+    msg = LocoCommand(
+        vx=cmd.vx,
+        vy=cmd.vy,
+        wz=cmd.wz,
+        gait=cmd.gait,
+        request=int(cmd.request),
+        estop=cmd.estop,
+        deadman=cmd.deadman,
+    )
+    msg.header.stamp = stamp
+    return msg
+
+
+def robot_state_to_msg(state: RobotState, stamp: Time) -> RobotStateMsg:
+    msg = RobotStateMsg(tick=int(state.tick) & 0xFFFFFFFF, crc_ok=state.crc_ok)
+    msg.header.stamp = stamp
+    msg.q, msg.dq, msg.tau_est = _f32(state.q), _f32(state.dq), _f32(state.tau_est)
+    msg.imu_quaternion = _f32(state.quat_wxyz)
+    msg.imu_gyroscope, msg.imu_accelerometer = _f32(state.gyro), _f32(state.accel)
+    msg.foot_force = np.asarray(state.foot_force, dtype=np.int16)
+    msg.remote_keys = int(state.remote_keys) & 0xFFFF
+    msg.remote_axes = _f32(np.nan_to_num(state.remote_axes))
+    return msg
+
+
+def robot_state_from_msg(msg: RobotStateMsg, stamp: float) -> RobotState:
+    """A mirror message as the core's state, stamped with ``stamp`` (its arrival, for staleness)."""
+    state = RobotState(
+        q=np.array(msg.q, dtype=np.float64),
+        dq=np.array(msg.dq, dtype=np.float64),
+        tau_est=np.array(msg.tau_est, dtype=np.float64),
+        quat_wxyz=np.array(msg.imu_quaternion, dtype=np.float64),
+        gyro=np.array(msg.imu_gyroscope, dtype=np.float64),
+        accel=np.array(msg.imu_accelerometer, dtype=np.float64),
+        foot_force=np.array(msg.foot_force, dtype=np.int16),
+        tick=int(msg.tick),
+        remote_keys=int(msg.remote_keys),
+        remote_axes=np.array(msg.remote_axes, dtype=np.float64),
+        stamp=stamp,
+        crc_ok=bool(msg.crc_ok),
+    )
+    problems = check_robot_state(state)
+    return RobotState(**{**state.__dict__, "problems": problems}) if problems else state
+
+
+def joint_command_to_msg(cmd: JointCommand, step: int, mode: int, stamp: Time) -> JointCommandMsg:
+    msg = JointCommandMsg(step=step, mode=mode)
+    msg.header.stamp = stamp
+    msg.q, msg.dq, msg.kp, msg.kd, msg.tau = (
+        _f32(a) for a in (cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau)
+    )
+    return msg
+
+
+def status_to_msg(status: CoreStatus, stamp: Time, **timing: float | int | str | bool) -> StatusMsg:
+    """``timing``: period_ms, period_error_ms, compute_ms, overruns, bad_crc_frames, policy,
+    sport_mode_active (fields the node measures)."""
+    msg = StatusMsg(
+        mode=int(status.mode),
+        mode_name=status.mode_name,
+        gait=int(status.gait),
+        step=int(status.step),
+        faults=list(status.faults),
+        state_age_ms=float(min(status.state_age_s * 1e3, 3.0e38)),
+        **timing,
+    )
+    msg.header.stamp = stamp
+    msg.command = _f32(status.command)
+    msg.gate_weights = _f32(status.gate).tolist()
+    msg.expert_scale = _f32(status.expert_scale).tolist()
+    msg.estimated_lin_vel = _f32(status.estimated_lin_vel)
+    return msg
