@@ -10,7 +10,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint format demo clean bench bench-policy bench-loop
+.PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim
 
 setup:
 	@bash scripts/setup.sh
@@ -31,13 +31,16 @@ demo: setup
 	@echo "(issues 4 and 5). Until then: make test."
 	@exit 2
 
-bench: bench-policy bench-loop
+bench: bench-policy bench-loop bench-sim
 
 bench-policy: setup
 	$(PY) benchmarks/bench_policy.py
 
 bench-loop: setup
 	$(PY) benchmarks/bench_loop.py
+
+bench-sim: setup
+	$(PY) benchmarks/bench_sim.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -195,6 +195,10 @@ def test_stand_then_run_streams_lowcmd_at_the_command_rate(harness, wait):
     assert r1["bad_crc"] == 0 and r1["non_finite"] == 0 and r1["count"] > 500
     assert r1["kp"] == [40.0] * 12 and r1["kd"] == [0.5] * 12
     assert h.status.policy.endswith(".onnx") and len(h.status.gate_weights) == 6
+    # what a bag needs to replay the step: its clock, the operator command and its arrival time
+    s = h.status
+    assert s.control_time > 0 and s.operator_command.deadman
+    assert 0 <= s.control_time - s.operator_time < 1.0 and list(s.link_faults) == []
 
 
 def test_stale_robot_state_damps_and_latches(harness, wait):

@@ -169,6 +169,9 @@ class ControllerNode(Node):
         status = status_to_msg(
             result.status,
             stamp,
+            start,
+            operator,
+            external,
             period_ms=0.0 if math.isnan(period) else period * 1e3,
             period_error_ms=lateness * 1e3,
             compute_ms=compute * 1e3,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from builtin_interfaces.msg import Time
 
@@ -45,7 +47,9 @@ def command_to_msg(cmd: OperatorCommand, stamp: Time) -> LocoCommand:
 
 
 def robot_state_to_msg(state: RobotState, stamp: Time) -> RobotStateMsg:
-    msg = RobotStateMsg(tick=int(state.tick) & 0xFFFFFFFF, crc_ok=state.crc_ok)
+    msg = RobotStateMsg(
+        tick=int(state.tick) & 0xFFFFFFFF, crc_ok=state.crc_ok, receive_time=float(state.stamp)
+    )
     msg.header.stamp = stamp
     msg.q, msg.dq, msg.tau_est = _f32(state.q), _f32(state.dq), _f32(state.tau_est)
     msg.imu_quaternion = _f32(state.quat_wxyz)
@@ -85,10 +89,20 @@ def joint_command_to_msg(cmd: JointCommand, step: int, mode: int, stamp: Time) -
     return msg
 
 
-def status_to_msg(status: CoreStatus, stamp: Time, **timing: float | int | str | bool) -> StatusMsg:
+def status_to_msg(
+    status: CoreStatus,
+    stamp: Time,
+    control_time: float,
+    operator: OperatorCommand | None,
+    link_faults: tuple[tuple[str, str], ...],
+    **timing: float | int | str | bool,
+) -> StatusMsg:
     """``timing``: period_ms, period_error_ms, compute_ms, overruns, bad_crc_frames, policy,
     sport_mode_active (fields the node measures)."""
     msg = StatusMsg(
+        control_time=float(control_time),
+        operator_time=math.nan if operator is None else float(operator.stamp),
+        link_faults=[f for f, _ in link_faults],
         mode=int(status.mode),
         mode_name=status.mode_name,
         gait=int(status.gait),
@@ -98,6 +112,8 @@ def status_to_msg(status: CoreStatus, stamp: Time, **timing: float | int | str |
         **timing,
     )
     msg.header.stamp = stamp
+    if operator is not None:
+        msg.operator_command = command_to_msg(operator, stamp)
     msg.command = _f32(status.command)
     msg.gate_weights = _f32(status.gate).tolist()
     msg.expert_scale = _f32(status.expert_scale).tolist()
