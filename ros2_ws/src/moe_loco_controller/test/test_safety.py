@@ -111,3 +111,13 @@ def test_state_faults():
 def test_limits_validation(field, value):
     with pytest.raises(ValueError, match=f"safety.{field}"):
         SafetyLimits(**{field: value})
+
+
+def test_the_supervisors_margin_not_the_wire_layers_decides():
+    q = RobotState.nominal().q.copy()
+    q[2] = -0.83776 + 0.15  # 0.15 rad past the calf's range: flagged by the wire layer (0.1)...
+    flagged = RobotState(**{**RobotState.nominal(q=q).__dict__, "problems": ("q out of range",)})
+    assert faults(flagged) == set()  # ...but within the supervisor's 0.2 rad margin
+    assert faults(flagged, check_tilt=False) == set()
+    q[2] = -0.83776 + 0.25
+    assert faults(RobotState.nominal(q=q)) == {Fault.JOINT_RANGE}

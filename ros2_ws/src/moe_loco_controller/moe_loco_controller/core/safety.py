@@ -118,7 +118,8 @@ def state_faults(
     age = now - state.stamp
     if age > lim.stale_state_periods * control_dt:
         out.append((Fault.STALE_STATE, f"robot state is {age * 1e3:.1f} ms old"))
-    problems = state.problems or check_robot_state(
+    # the supervisor's own limits, not whatever the wire layer flagged with its defaults
+    problems = check_robot_state(
         state, joint_margin=lim.joint_margin, velocity_factor=lim.velocity_factor
     )
     for p in problems:
