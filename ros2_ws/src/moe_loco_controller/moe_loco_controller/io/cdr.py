@@ -105,3 +105,25 @@ def encode_lowcmd(values: list) -> bytes:
 def lowcmd_values(cmd: object) -> list:
     """The flat value list of a LowCmd_ IDL object (to start a template from)."""
     return list(_LOWCMD_C.unpack(pack_lowcmd(cmd)))
+
+
+# The other direction of each message, for the simulated robot (moe_loco_sim's bridge): it sends
+# LowState_ and receives LowCmd_ at the robot's rates, so it needs the same fast paths.
+def encode_lowstate(values: list) -> bytes:
+    """A serialised LowState_ (header included) from its flat value list, with its CRC set."""
+    values[LS_CRC] = crc32_core(_LOWSTATE_C.pack(*values))
+    return ENCAPSULATION_LE + LOWSTATE_CDR.pack(*values)
+
+
+def decode_lowcmd(data: bytes) -> tuple:
+    """The flat value tuple of a serialised LowCmd_ (encapsulation header included)."""
+    if len(data) < 4 + LOWCMD_CDR.size:
+        raise ValueError(f"LowCmd_ payload of {len(data)} bytes, expected {4 + LOWCMD_CDR.size}")
+    if data[0] != 0 or data[1] not in (0x01, 0x07):  # CDR_LE or CDR2_LE
+        raise ValueError(f"LowCmd_ payload is not little-endian CDR (header {data[:4].hex()})")
+    return LOWCMD_CDR.unpack_from(data, 4)
+
+
+def lowcmd_values_crc(values: Sequence) -> int:
+    """Unitree's CRC of a LowCmd_ given as the flat value tuple (to compare with its LC_CRC)."""
+    return crc32_core(_LOWCMD_C.pack(*values))
