@@ -298,3 +298,26 @@ def test_a_gait_set_by_service_holds_until_the_operators_gait_changes(core):
     d.step(gait=1)
     d.step(gait=0)  # the operator's gait changes: it applies
     assert core.gait == 0
+
+
+def test_stand_integral_action_is_bounded_and_resets(make_policy):
+    cfg = ControllerConfig(stand_integral_gain=5.0, stand_integral_limit=0.1, stand_duration_s=0.2)
+    core = ControlCore(PolicyRuntime(make_policy()), cfg)
+    default = core.action_map.default_pose_sdk
+    sag = default - 0.05  # a robot that stays 0.05 rad below its targets
+    d = Driver(core, q=default)
+    d.step(Request.STAND)
+    d.run_for(0.2)
+    d.q = sag
+    r1 = d.step()
+    r2 = d.step()
+    # each step adds gain * dt * error = 5 * 0.02 * 0.05 = 0.005 rad to the target
+    np.testing.assert_allclose(r2.command.q - r1.command.q, 0.005, atol=1e-9)
+    r = d.run_for(5.0)
+    np.testing.assert_allclose(r.command.q, default + 0.1, atol=1e-9)  # bounded
+    d.step(Request.PASSIVE)
+    d.q = default
+    r = d.step(Request.STAND)  # a new STAND starts without the old offset
+    np.testing.assert_allclose(r.command.q, default, atol=1e-9)
+    with pytest.raises(ValueError, match="stand_integral_limit"):
+        ControllerConfig(stand_integral_limit=-1.0)

@@ -133,6 +133,8 @@ _SCALARS = {
         "stand_duration_s": float,
         "stand_kp": float,
         "stand_kd": float,
+        "stand_integral_gain": float,
+        "stand_integral_limit": float,
         "damp_kd": float,
         "command_timeout_s": float,
         "command_lost_damp_s": float,

@@ -73,6 +73,12 @@ class ControllerConfig:
     stand_kp: float | None = None
     """Gains while standing up; None: the policy's own."""
     stand_kd: float | None = None
+    stand_integral_gain: float = 0.0
+    """[1/s] Integral action on the joint error while standing (0: off): the target moves by
+    ``gain * dt * (reference - measured)`` each step, so the pose error decays to zero at moderate
+    gains instead of staying at load torque / Kp."""
+    stand_integral_limit: float = 0.2
+    """[rad] Bound of that target offset per joint (no wind-up with a blocked or lifted leg)."""
     damp_kd: float = 2.0
     command_timeout_s: float = 0.5
     """An operator command older than this gives zero velocity."""
@@ -89,9 +95,10 @@ class ControllerConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"control.{name} must be null or a finite number >= 0, got {v!r}")
-        v = self.command_lost_damp_s
-        if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"control.command_lost_damp_s must be >= 0, got {v!r}")
+        for name in ("command_lost_damp_s", "stand_integral_gain", "stand_integral_limit"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"control.{name} must be a finite number >= 0, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class ControlCore:
         self._gait_switched_at = -math.inf
         self._stand_from: np.ndarray | None = None
         self._stand_t0 = 0.0
+        self._stand_offset = np.zeros(12)
         self._gate = np.zeros(meta.num_experts)
         self._estimate_vel = np.zeros(3)
         self._default_sdk = self.action_map.default_pose_sdk
@@ -177,6 +185,7 @@ class ControlCore:
             assert state is not None
             self._stand_from = np.array(state.q, dtype=np.float64)
             self._stand_t0 = now
+            self._stand_offset[:] = 0.0
         if mode == Mode.RUN:
             self.policy.reset()
             self._last_action[:] = 0.0
@@ -302,7 +311,16 @@ class ControlCore:
         if self.mode == Mode.STAND:
             assert self._stand_from is not None
             a = self.stand_progress(now)
-            q = (1.0 - a) * self._stand_from + a * self._default_sdk
+            reference = (1.0 - a) * self._stand_from + a * self._default_sdk
+            c = self.config
+            if c.stand_integral_gain > 0 and state is not None:
+                error = reference - np.asarray(state.q, dtype=np.float64)
+                self._stand_offset = np.clip(
+                    self._stand_offset + c.stand_integral_gain * self.control_dt * error,
+                    -c.stand_integral_limit,
+                    c.stand_integral_limit,
+                )
+            q = reference + self._stand_offset
             out = JointCommand(q, zeros, self._stand_kp.copy(), self._stand_kd.copy(), zeros)
         elif self.mode == Mode.RUN:
             assert state is not None
