@@ -31,6 +31,8 @@ setup(
             "moe-loco-bringup = moe_loco_controller.nodes.bringup:main",
             "controller_node = moe_loco_controller.nodes.bringup:controller_main",
             "joystick_node = moe_loco_controller.nodes.bringup:joystick_main",
+            "moe-loco-record = moe_loco_controller.nodes.recorder:main",
+            "moe-loco-replay = moe_loco_controller.nodes.replay:main",
         ]
     },
 )
