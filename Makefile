@@ -27,9 +27,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: setup
-	@echo "make demo needs the simulated Go2 and the controller node, which are not built yet"
-	@echo "(issues 4 and 5). Until then: make test."
-	@exit 2
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 bench: bench-policy bench-loop bench-sim
 
