@@ -27,6 +27,8 @@ stamp() { mkdir -p "$STAMPS"; echo "$2" >"$STAMPS/$1"; }
 # ---------------------------------------------------------------- system packages (apt)
 need_apt=()
 dpkg -s cyclonedds-dev >/dev/null 2>&1 || need_apt+=(cyclonedds-dev)
+# OSMesa: MuJoCo's offscreen rendering (videos of simulated runs) on machines without a GPU.
+dpkg -s libosmesa6 >/dev/null 2>&1 || need_apt+=(libosmesa6)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"

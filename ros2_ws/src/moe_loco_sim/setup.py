@@ -26,5 +26,10 @@ setup(
     maintainer_email="dev@moe-loco.invalid",
     description="Simulated Go2 (MuJoCo) that speaks the robot's DDS topics, for sim-to-sim.",
     license="BSD-3-Clause",
-    entry_points={"console_scripts": ["moe-loco-sim = moe_loco_sim.bridge:main"]},
+    entry_points={
+        "console_scripts": [
+            "moe-loco-sim = moe_loco_sim.bridge:main",
+            "moe-loco-render = moe_loco_sim.video:main",
+        ]
+    },
 )

@@ -14,6 +14,7 @@ line on stdout (what tests and benchmarks read)::
     moe-loco-sim                                  # plane, Menagerie contacts, domain 1 on lo
     moe-loco-sim --terrain mixed --viewer         # the Table II runway, in MuJoCo's viewer
     moe-loco-sim --domain 42 --report-every 0.25 --duration 10
+    moe-loco-sim --record-trajectory run.npz      # then: moe-loco-render run.npz (an MP4)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,7 @@ from moe_loco_sim.motor import command_from_lowcmd_values
 from moe_loco_sim.robot import SPAWN_POSES, SimRobot
 from moe_loco_sim.scene import build_scene
 from moe_loco_sim.terrain import TERRAIN_NAMES
+from moe_loco_sim.video import TrajectoryRecorder
 
 TOPIC_WIRELESS = "rt/wirelesscontroller"
 _WIRELESS = struct.Struct("<4fH")  # lx, ly, rx, ry, keys (WirelessController_ in CDR)
@@ -371,6 +374,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.0,
         help="print the counters as a JSON line every this many seconds (0: only at the end)",
     )
+    p.add_argument(
+        "--record-trajectory",
+        type=Path,
+        metavar="NPZ",
+        help="save the robot's trajectory here on exit, for an offscreen video "
+        "(python -m moe_loco_sim.video NPZ)",
+    )
+    p.add_argument("--record-fps", type=float, default=30.0, help="trajectory frames per sim s")
     p.add_argument("--no-wireless", action="store_true", help=f"do not read {TOPIC_WIRELESS}")
     p.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the parent process exits"
@@ -422,22 +433,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.exit_with_parent and os.getppid() != parent:
             stop.set()
 
-    on_tick = None
+    recorder = None
+    if a.record_trajectory is not None:
+        recorder = TrajectoryRecorder(bridge.robot, a.record_fps, config.terrain, config.contact)
     viewer = None
     if a.viewer:
         import mujoco.viewer
 
         viewer = mujoco.viewer.launch_passive(bridge.robot.model, bridge.robot.data)
-        next_sync = [0.0]
+    next_sync = [0.0]
 
-        def on_tick() -> bool:
+    def on_tick() -> bool:
+        if recorder is not None:
+            recorder.sample()
+        if viewer is not None:
             now = time.monotonic()
             if now >= next_sync[0]:
                 next_sync[0] = now + 1.0 / 60.0
                 if not viewer.is_running():
                     return False
                 viewer.sync()
-            return True
+        return True
 
     print(
         f"moe-loco-sim: Go2 on {config.terrain} ({config.contact} contacts, physics "
@@ -453,11 +469,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         exit_watch.start()
     try:
-        bridge.run(a.duration, stop, report, a.report_every, on_tick)
+        bridge.run(
+            a.duration, stop, report, a.report_every, on_tick if recorder or viewer else None
+        )
     finally:
         if viewer is not None:
             viewer.close()
         ports.close()
+        if recorder is not None:
+            recorder.save(a.record_trajectory)
     return 0
 
 
