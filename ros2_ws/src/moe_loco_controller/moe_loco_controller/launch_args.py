@@ -35,3 +35,19 @@ def optional_arguments(values: dict[str, str]) -> list[str]:
         if values.get(name):
             out += [f"--{name}", values[name]]
     return out
+
+
+REPLAY_LAUNCH_ARGUMENTS = {
+    "bag": ("", "the rosbag2 directory (or .mcap file) to replay"),
+    "mode": ("node", "node: the real controller node over ROS, in real time; core: fast"),
+    "policy": ("", "policy .onnx (empty: the one the bag names)"),
+    "config": ("", "controller YAML the run used (empty: the packaged one)"),
+}
+"""``launch/replay.launch.py``'s arguments -> (default, description)."""
+
+
+def replay_arguments(values: dict[str, str]) -> list[str]:
+    """``moe-loco-replay`` arguments from the replay launch file's values."""
+    if not values.get("bag"):
+        raise ValueError("replay needs bag:=<rosbag2 directory or .mcap file>")
+    return [values["bag"], "--mode", values["mode"], *optional_arguments(values)]
