@@ -26,5 +26,10 @@ setup(
     maintainer_email="dev@moe-loco.invalid",
     description="MoE-Loco training: environments, MoE actor-critic, PPO, export, analysis.",
     license="BSD-3-Clause",
-    entry_points={"console_scripts": ["moe-loco-export = moe_loco_training.export:main"]},
+    entry_points={
+        "console_scripts": [
+            "moe-loco-export = moe_loco_training.export:main",
+            "moe-loco-benchmark = moe_loco_training.benchmark.runner:main",
+        ]
+    },
 )

@@ -161,8 +161,8 @@ class ControllerNode(Node):
         compute = self.clock() - start
         self.last_result = result
         for event in result.events:  # rclpy wants one severity per call site
-            if "refused" in event:
-                self.get_logger().warning(event)
+            if "refused" in event:  # a held button repeats its request every tick: throttle
+                self.get_logger().warning(event, throttle_duration_sec=1.0)
             else:
                 self.get_logger().info(event)
         stamp = self.get_clock().now().to_msg()
