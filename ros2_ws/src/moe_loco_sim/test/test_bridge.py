@@ -219,17 +219,21 @@ def joy_msg(*buttons):
     return msg
 
 
-def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait):
-    """Bridge process + controller node + joystick node: stand up, run, e-stop, over DDS."""
+def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait, tmp_path):
+    """Bridge process + controller node + joystick node: stand up, run, e-stop, over DDS; the
+    recorder records it all and the bag replays through the core target for target."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from sensor_msgs.msg import Joy
 
+    from moe_loco_controller.bag import BagWriter, topic_types
     from moe_loco_controller.core.config import load_config
     from moe_loco_controller.core.policy import PolicyRuntime
     from moe_loco_controller.io.link import UnitreeLink
     from moe_loco_controller.nodes.controller_node import ControllerNode
     from moe_loco_controller.nodes.joystick_node import JoystickNode
+    from moe_loco_controller.nodes.recorder import RecorderNode
+    from moe_loco_controller.nodes.replay import load_run, replay_core
     from moe_loco_msgs.msg import ControllerStatus
 
     bridge = BridgeProcess(unitree_channels)
@@ -248,8 +252,10 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait)
     statuses = []
     probe.create_subscription(ControllerStatus, "moe_loco/status", statuses.append, 50)
     joy_pub = probe.create_publisher(Joy, "joy", 10)
+    writer = BagWriter(tmp_path / "bag", topic_types(cfg.namespace))
+    recorder = RecorderNode(writer, topic_types(cfg.namespace))
     executor = SingleThreadedExecutor()
-    for n in (node, joystick, probe):
+    for n in (node, joystick, probe, recorder):
         executor.add_node(n)
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
@@ -280,6 +286,7 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait)
         )
 
     try:
+        assert wait(lambda: all(recorder.publisher_counts().values()), timeout=10)
         assert wait(lambda: bridge.last is not None, timeout=20), "the bridge did not start"
         assert wait(lambda: node.latest_state() is not None, timeout=10), "no rt/lowstate"
         assert joy_until(lambda: joy_pub.get_subscription_count() > 0 and statuses, 10)
@@ -312,10 +319,13 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait)
         assert bridge.last["kd"] == [stand.damp_kd] * 12
     finally:
         node.stop()
+        steps = node.core.step_count
+        wait(lambda: writer.counts["/moe_loco/joint_command"] >= steps, timeout=5)
         executor.shutdown()
         spin.join(timeout=5)
-        for n in (node, joystick, probe):
-            n.destroy_node()
+        for n in (recorder, node, joystick, probe):
+            n.destroy_node()  # the recorder before its writer closes
+        writer.close()
         link.close()
         bridge.close()
 
@@ -331,6 +341,14 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait)
     assert last["lowcmd_non_finite"] == 0 and last["lowcmd_accepted"] == last["lowcmd_received"]
     assert all(s.bad_crc_frames == 0 for s in statuses)
     assert bridge.proc.returncode == 0
+
+    # the bag of this run: every step, each with the robot state it used (header-stamped
+    # mirror), replays through a fresh core with the same joint targets
+    run = load_run(tmp_path / "bag")
+    assert run.pairing == "by header stamp" and len(run.steps) == steps, run.notes
+    report = replay_core(run, zero_policy, cfg)
+    assert report.ok and report.steps_compared == steps, report.format()
+    assert report.max_diff <= 1e-6
 
 
 def test_bridge_counts_bad_crc_lowcmd_over_dds(unitree_channels, wait):
