@@ -10,7 +10,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim
+.PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env
 
 setup:
 	@bash scripts/setup.sh
@@ -29,7 +29,7 @@ test: lint
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
-bench: bench-policy bench-loop bench-sim
+bench: bench-policy bench-loop bench-sim bench-env
 
 bench-policy: setup
 	$(PY) benchmarks/bench_policy.py
@@ -39,6 +39,9 @@ bench-loop: setup
 
 bench-sim: setup
 	$(PY) benchmarks/bench_sim.py
+
+bench-env: setup
+	$(PY) benchmarks/bench_env.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

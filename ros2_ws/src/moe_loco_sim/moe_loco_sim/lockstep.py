@@ -276,7 +276,9 @@ class LockstepHarness:
         return self.robot.steps * self.config.timestep
 
     # ------------------------------------------------------------------ the loop
-    def _operator_now(self, now: float) -> OperatorCommand | None:
+    def operator_command(self, now: float) -> OperatorCommand | None:
+        """The operator's command for the control step at ``now``: the script's (a subclass may
+        override this for a closed-loop operator, e.g. the benchmark's heading keeper)."""
         while self._next_event < len(self.script) and self.script[self._next_event].t <= now + 1e-9:
             cmd = self.script[self._next_event].command
             self._operator = cmd
@@ -304,13 +306,19 @@ class LockstepHarness:
         """One control step at the current instant (the physics step must have begun)."""
         now = self.time
         state = robot_state_from_frame(self.robot.frame(), stamp=now)
-        result = self.core.step(state, self._operator_now(now), now)
+        result = self.core.step(state, self.operator_command(now), now)
         self.last_result = result
         self._record(now, result)
         return result
 
     def run(self, duration: float) -> LockstepTrace:
         """Advance ``duration`` seconds of sim time; return the whole trace so far."""
+        self.advance(duration)
+        return self.trace
+
+    def advance(self, duration: float) -> None:
+        """Advance ``duration`` seconds of sim time (:meth:`run` without building the trace, for
+        callers that step a control period at a time)."""
         n = round(duration / self.config.timestep)
         robot = self.robot
         for _ in range(n):
@@ -321,7 +329,6 @@ class LockstepHarness:
             if self.pushes:
                 self._apply_pushes(self.time)
             robot.end_step(command)
-        return self.trace
 
     # ------------------------------------------------------------------ recording
     def _record(self, now: float, result: StepResult) -> None:

@@ -1,0 +1,521 @@
+"""The environment's configuration (``config/env.yaml``): dataclasses, loaded once and validated.
+
+Every section is a frozen dataclass whose defaults equal the packaged YAML (a test keeps them
+equal). :func:`load_env_config` reads a YAML file strictly: unknown keys, wrong types and bad
+values raise :class:`EnvConfigError` naming the dotted field (``rewards.weights.bipedal.foo``).
+Variants override rather than copy: ``dataclasses.replace(cfg, num_envs=16)`` or
+:meth:`EnvConfig.replace` with dotted keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from moe_loco_training.env.constants import GAIT_NAMES, TASKS
+from moe_loco_training.observations import DEFAULT_COMMAND_RANGES
+
+CONFIG_FILE = "env.yaml"
+SECTION_KINDS = ("bar", "pit", "baffle", "stairs", "slope", "plane")
+DIRECTIONS = ("up_down", "up", "down")
+
+
+class EnvConfigError(ValueError):
+    """A configuration the environment refuses; the message names the field."""
+
+
+def _frozen(d: Mapping) -> Mapping:
+    return MappingProxyType(dict(d))
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its terrain tiles (one per curriculum level) and its gait."""
+
+    kind: str
+    """Tile obstacle: ``bar``, ``pit``, ``baffle``, ``stairs``, ``slope`` or ``plane``."""
+    gait: str
+    """``quadrupedal`` or ``bipedal``: the gait one-hot at the start of an episode."""
+    easy: float = 0.0
+    """Obstacle value at level 0 (bar height, pit width, baffle clearance, step height [m],
+    slope angle [deg]); plane tiles ignore it."""
+    hard: float = 0.0
+    """Obstacle value at the top level."""
+    count: int = 1
+    """Obstacles (or stair/slope sets) per tile."""
+    direction: str = "up_down"
+    """Stairs and slopes: ``up_down``, ``up`` or ``down``."""
+    stand_still: bool = False
+    """Zero velocity command throughout (the bipedal standing-up task)."""
+    weight: float = 1.0
+    """Share of the robots that get this task (relative)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SECTION_KINDS:
+            raise ValueError(f"kind must be one of {SECTION_KINDS}, got {self.kind!r}")
+        if self.gait not in GAIT_NAMES:
+            raise ValueError(f"gait must be one of {GAIT_NAMES}, got {self.gait!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.kind != "plane" and not (self.easy > 0 and self.hard > 0):
+            raise ValueError(f"easy and hard must be > 0 for {self.kind} tiles")
+        if self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+        if self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
+
+    def value(self, level: int, levels: int) -> float:
+        """The obstacle value of a level (linear from ``easy`` to ``hard``)."""
+        if levels == 1:
+            return self.hard
+        return self.easy + (self.hard - self.easy) * level / (levels - 1)
+
+
+def _default_tasks() -> Mapping[str, TaskSpec]:
+    q, b = "quadrupedal", "bipedal"
+    return _frozen(
+        {
+            "bar_q": TaskSpec("bar", q, 0.02, 0.20, 3),
+            "pit_q": TaskSpec("pit", q, 0.02, 0.20, 3),
+            "baffle_q": TaskSpec("baffle", q, 0.40, 0.22, 3),
+            "stair_q": TaskSpec("stairs", q, 0.02, 0.15, 1, "up_down"),
+            "slope_q": TaskSpec("slope", q, 5.0, 35.0, 1, "up_down"),
+            "plane_q": TaskSpec("plane", q),
+            "standup_b": TaskSpec("plane", b, stand_still=True),
+            "walk_b": TaskSpec("plane", b),
+            "slope_b": TaskSpec("slope", b, 5.0, 35.0, 1, "up_down"),
+            "stair_b": TaskSpec("stairs", b, 0.02, 0.15, 1, "down"),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """The tile grid: one row of ``levels`` tiles per task."""
+
+    levels: int = 10
+    init_max_level: int = 3
+    """New robots start on a level drawn from 0..init_max_level."""
+    tile_length: float = 8.0
+    tile_width: float = 4.0
+    lead_in: float = 1.5
+    """Flat start of a tile; robots spawn in its middle."""
+    friction: float = 1.0
+    height_resolution: float = 0.02
+    """Sampling step of the tiles' height profiles (base height reward) [m]."""
+    tasks: Mapping[str, TaskSpec] = field(default_factory=_default_tasks)
+
+    def __post_init__(self) -> None:
+        if self.levels < 1:
+            raise ValueError(f"levels must be >= 1, got {self.levels}")
+        if not 0 <= self.init_max_level < self.levels:
+            raise ValueError(f"init_max_level must be in 0..levels-1, got {self.init_max_level}")
+        for name in ("tile_length", "tile_width", "lead_in", "friction", "height_resolution"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"tasks.{unknown[0]}: unknown task (known: {list(TASKS)})")
+        if not self.tasks or sum(t.weight for t in self.tasks.values()) <= 0:
+            raise ValueError("tasks: at least one task needs a weight > 0")
+
+
+Range = tuple[float, float]
+
+
+def _default_obstacle_vx() -> Mapping[str, Range]:
+    return _frozen({"quadrupedal": (0.3, 1.0), "bipedal": (0.2, 0.6)})
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """Velocity commands, sampled per gait, and gait switches on plane tiles."""
+
+    resampling_time_s: float = 10.0
+    ranges: Mapping[str, Mapping[str, Range]] = field(
+        default_factory=lambda: DEFAULT_COMMAND_RANGES
+    )
+    """Per gait, vx / vy / wz ranges on plane tiles (the policy file's command ranges)."""
+    obstacle_vx: Mapping[str, Range] = field(default_factory=_default_obstacle_vx)
+    """Per gait, forward speed on obstacle tiles; vy = 0 there and wz holds the heading."""
+    heading_gain: float = 1.0
+    """Obstacle tiles: wz = clip(gain * (0 - heading)) keeps the robot facing +x [1/s]."""
+    plane_min_scale: float = 0.4
+    """Plane tiles' curriculum: level 0 samples within this fraction of the ranges, the top
+    level within the full ranges."""
+    gait_switch_prob: float = 0.5
+    """Plane tiles: probability that a command resample also flips the gait."""
+
+    def __post_init__(self) -> None:
+        for what, table in (("ranges", self.ranges), ("obstacle_vx", self.obstacle_vx)):
+            if set(table) != set(GAIT_NAMES):
+                raise ValueError(f"{what} needs exactly the gaits {list(GAIT_NAMES)}")
+        for gait, axes in self.ranges.items():
+            if set(axes) != {"vx", "vy", "wz"}:
+                raise ValueError(f"ranges.{gait} needs vx, vy and wz, got {sorted(axes)}")
+            for ax, (lo, hi) in axes.items():
+                if lo > hi:
+                    raise ValueError(f"ranges.{gait}.{ax}: low {lo} > high {hi}")
+        for gait, (lo, hi) in self.obstacle_vx.items():
+            if lo > hi:
+                raise ValueError(f"obstacle_vx.{gait}: low {lo} > high {hi}")
+        if not self.resampling_time_s > 0:
+            raise ValueError("resampling_time_s must be > 0")
+        if not 0 <= self.plane_min_scale <= 1:
+            raise ValueError("plane_min_scale must be in [0, 1]")
+        if not 0 <= self.gait_switch_prob <= 1:
+            raise ValueError("gait_switch_prob must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Promotion and demotion between difficulty levels, decided at each reset."""
+
+    enabled: bool = True
+    promote_fraction: float = 0.5
+    """Promote when the robot went further than this fraction of its tile's course."""
+    demote_fraction: float = 0.5
+    """Demote when it went less than this fraction of the distance its command asked for."""
+
+    def __post_init__(self) -> None:
+        for name in ("promote_fraction", "demote_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TerminationConfig:
+    """Section III-B, plus the time-out (``EnvConfig.episode_length_s``)."""
+
+    quad_roll: float = 1.0
+    quad_pitch: float = 1.6
+    bipedal_grace_s: float = 1.0
+    """Bipedal: link contacts terminate only this long after the bipedal command began."""
+    quad_switch_grace_s: float = 1.0
+    """Quadrupedal after a switch from bipedal: tilt does not terminate for this long."""
+    contact_threshold: float = 1.0
+    """A link touches the ground when its contact force exceeds this [N]."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name) >= 0:
+                raise ValueError(f"{f.name} must be >= 0")
+
+
+def _default_noise() -> Mapping[str, float]:
+    return _frozen(
+        {
+            "projected_gravity": 0.05,
+            "base_ang_vel": 0.2,
+            "joint_pos": 0.01,
+            "joint_vel": 1.5,
+            "last_action": 0.0,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Domain randomisation; every draw comes from the environment's seeded generator."""
+
+    enabled: bool = True
+    friction: Range | None = (0.5, 1.25)
+    """Foot friction coefficient (the feet's contact priority makes theirs the ground's)."""
+    added_mass: Range | None = (-1.0, 2.0)
+    """Added to the base mass [kg]."""
+    com_offset: tuple[float, float, float] | None = (0.03, 0.02, 0.02)
+    """Base centre-of-mass shift, uniform in +-this per axis [m]."""
+    motor_strength: Range | None = (0.9, 1.1)
+    """Per-motor factor on the PD torque (before the torque limit)."""
+    push_interval_s: float = 8.0
+    """Every this long a robot's base gets a random horizontal velocity kick (0: never)."""
+    push_max_vel: float = 0.5
+    """[m/s] per horizontal axis."""
+    action_latency_substeps: tuple[int, int] | None = (0, 2)
+    """Per episode, a new target acts after this many physics substeps (inclusive range)."""
+    obs_noise_level: float = 1.0
+    obs_noise: Mapping[str, float] = field(default_factory=_default_noise)
+    """Uniform noise amplitude per proprio term, in the term's physical unit (before scaling)."""
+
+    def __post_init__(self) -> None:
+        for name in ("friction", "added_mass", "motor_strength"):
+            r = getattr(self, name)
+            if r is not None and r[0] > r[1]:
+                raise ValueError(f"{name}: low {r[0]} > high {r[1]}")
+        if self.friction is not None and self.friction[0] <= 0:
+            raise ValueError("friction must stay > 0")
+        if self.motor_strength is not None and self.motor_strength[0] <= 0:
+            raise ValueError("motor_strength must stay > 0")
+        if self.com_offset is not None and any(v < 0 for v in self.com_offset):
+            raise ValueError("com_offset half-ranges must be >= 0")
+        lat = self.action_latency_substeps
+        if lat is not None and not 0 <= lat[0] <= lat[1]:
+            raise ValueError(f"action_latency_substeps must be 0 <= low <= high, got {lat}")
+        if self.push_interval_s < 0 or self.push_max_vel < 0 or self.obs_noise_level < 0:
+            raise ValueError("push_interval_s, push_max_vel and obs_noise_level must be >= 0")
+        known = set(_default_noise())
+        unknown = sorted(set(self.obs_noise) - known)
+        if unknown:
+            raise ValueError(f"obs_noise.{unknown[0]}: unknown term (known: {sorted(known)})")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Table V: shapes and weights per gait (weights 0 switch a term off)."""
+
+    scale_by_dt: bool = True
+    """Multiply every weight by the control period (legged_gym's convention)."""
+    tracking_sigma: float = 0.25
+    ang_tracking_sigma: float = 0.25
+    base_height_target: float = 0.30
+    """Quadrupedal base height above the terrain [m]."""
+    bipedal_z_min: float = 0.30
+    bipedal_z_max: float = 0.55
+    """Base height above the terrain mapped to 0..1 by the bipedal height terms [m]."""
+    bipedal_cos_threshold: float = 0.95
+    """Bipedal tracking counts only with cos(theta) above this (theta: body x axis to up)."""
+    front_allow_s: float = 1.0
+    """T_allow: front-leg regularisation starts this long after the bipedal command."""
+    contact_threshold: float = 1.0
+    weights: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _frozen({}))
+    """Per gait, term name -> weight. Filled with Table V's values by default."""
+
+    def __post_init__(self) -> None:
+        if not (self.tracking_sigma > 0 and self.ang_tracking_sigma > 0):
+            raise ValueError("tracking sigmas must be > 0")
+        if not self.bipedal_z_max > self.bipedal_z_min:
+            raise ValueError("bipedal_z_max must be > bipedal_z_min")
+        from moe_loco_training.env.rewards import TERMS, default_weights
+
+        if not self.weights:
+            object.__setattr__(self, "weights", default_weights())
+        if set(self.weights) != set(GAIT_NAMES):
+            raise ValueError(f"weights needs exactly the gaits {list(GAIT_NAMES)}")
+        for gait, table in self.weights.items():
+            unknown = sorted(set(table) - set(TERMS[gait]))
+            if unknown:
+                raise ValueError(
+                    f"weights.{gait}.{unknown[0]}: unknown reward term "
+                    f"(known: {sorted(TERMS[gait])})"
+                )
+
+
+@dataclass(frozen=True)
+class ControlSection:
+    """The deployment PD law (``moe_loco_training.control.ControlConfig``'s numbers)."""
+
+    action_scale: float = 0.25
+    action_clip: float = 100.0
+    kp: float = 40.0
+    kd: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name) > 0:
+                raise ValueError(f"{f.name} must be > 0")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The whole environment. ``control_dt = timestep * substeps`` (0.02 s: 50 Hz)."""
+
+    num_envs: int = 256
+    seed: int = 0
+    contact: str = "cheap"
+    """Contact preset of ``moe_loco_sim.go2_model`` (``cheap`` for training)."""
+    timestep: float = 0.005
+    substeps: int = 4
+    episode_length_s: float = 20.0
+    num_threads: int = 0
+    """Threads stepping physics (``mujoco.rollout``); 0: one per CPU core."""
+    implicit_scale: float = 0.02
+    """i_t = link contact forces [N] times this."""
+    control: ControlSection = field(default_factory=ControlSection)
+    terrain: TerrainConfig = field(default_factory=TerrainConfig)
+    commands: CommandConfig = field(default_factory=CommandConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    terminations: TerminationConfig = field(default_factory=TerminationConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if not self.timestep > 0 or self.substeps < 1:
+            raise ValueError("timestep must be > 0 and substeps >= 1")
+        if not self.episode_length_s > 0:
+            raise ValueError("episode_length_s must be > 0")
+        if self.num_threads < 0:
+            raise ValueError("num_threads must be >= 0")
+        from moe_loco_sim.go2_model import CONTACT_PRESETS
+
+        if self.contact not in CONTACT_PRESETS:
+            raise ValueError(f"contact must be one of {sorted(CONTACT_PRESETS)}")
+
+    @property
+    def control_dt(self) -> float:
+        return self.timestep * self.substeps
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        """A validated copy with dotted keys changed: ``replace(**{"terrain.levels": 4})``."""
+        return from_dict(_merge(to_dict(self), changes))
+
+
+def play_variant(cfg: EnvConfig) -> EnvConfig:
+    """The evaluation (PLAY) variant of a configuration: no domain randomisation, pushes or
+    observation noise, no curriculum moves, robots spread over every level."""
+    return cfg.replace(
+        **{
+            "randomization.enabled": False,
+            "curriculum.enabled": False,
+            "terrain.init_max_level": cfg.terrain.levels - 1,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- strict loading
+def _merge(d: dict, changes: Mapping[str, Any]) -> dict:
+    for key, value in changes.items():
+        node = d
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise EnvConfigError(f"{key}: unknown key")
+            node = node[p]
+        if leaf not in node:
+            raise EnvConfigError(f"{key}: unknown key")
+        node[leaf] = value
+    return d
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise EnvConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EnvConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EnvConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise EnvConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise EnvConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise EnvConfigError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise EnvConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(
+            _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if origin in (Mapping, dict, typing.Mapping):
+        if not isinstance(value, Mapping):
+            raise EnvConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _frozen({str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()})
+    raise AssertionError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise EnvConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    prefix = f"{where}." if where else ""
+    if unknown:
+        raise EnvConfigError(f"{prefix}{unknown[0]}: unknown key (known: {names})")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise EnvConfigError(f"{where or 'config'}: {e}") from None
+    except ValueError as e:
+        if isinstance(e, EnvConfigError):
+            raise
+        msg = str(e)
+        # messages that start with a field path (tasks.x: ...) keep it
+        raise EnvConfigError(f"{prefix}{msg}" if where else msg) from None
+
+
+def build_section(cls: type, data: Any, where: str = "") -> Any:
+    """Strictly build any configuration dataclass from a parsed YAML mapping (the loader of
+    this module, for other configuration files: unknown keys and bad values name the field)."""
+    return _build(cls, data, where)
+
+
+def from_dict(data: Any) -> EnvConfig:
+    """Validate a parsed YAML document (the layout of ``config/env.yaml``) into an EnvConfig."""
+    return _build(EnvConfig, data, "")
+
+
+def _plain(v: Any) -> Any:
+    if dataclasses.is_dataclass(v):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def to_dict(cfg: EnvConfig) -> dict:
+    """Plain data (lists, dicts) of a configuration, the YAML's layout."""
+    return _plain(cfg)
+
+
+def default_config_path() -> Path:
+    """``config/env.yaml`` beside the package (source tree) or in its ament share dir."""
+    here = Path(__file__).resolve().parents[2] / "config" / CONFIG_FILE
+    if here.is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("moe_loco_training")) / "config" / CONFIG_FILE
+    except Exception as e:
+        raise EnvConfigError(
+            f"cannot find {CONFIG_FILE}: not beside the package, and {e}"
+        ) from None
+
+
+def load_env_config(path: str | os.PathLike[str] | None = None) -> EnvConfig:
+    """Load and validate an environment YAML (the packaged ``config/env.yaml`` when None)."""
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise EnvConfigError(f"cannot read {p}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise EnvConfigError(f"{p}: not valid YAML: {e}") from None
+    return from_dict(data)

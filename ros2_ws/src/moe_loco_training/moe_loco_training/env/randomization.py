@@ -1,0 +1,104 @@
+"""Domain randomisation: per-robot physical parameters and the noise of what the robot senses.
+
+Drawn at every reset (physics) or every step (observation noise), always from the
+environment's seeded ``numpy.random.Generator``:
+
+- friction: the foot spheres' sliding friction (their contact priority makes it the ground's);
+- added mass and centre-of-mass shift of the base;
+- motor strength: per motor, a factor on the PD torque before the torque limit (the servo's
+  gain and bias in that robot's model copy);
+- pushes: every ``push_interval_s`` (each robot on its own phase) a random horizontal base
+  velocity kick;
+- action latency: per episode, a new joint target reaches the motors this many physics
+  substeps after the control instant (the previous target holds until then);
+- observation noise: uniform, per proprio term, in the term's physical unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from moe_loco_controller.core.policy_metadata import ObservationSpec
+from moe_loco_sim.go2_model import Go2Indices
+from moe_loco_training.env.config import RandomizationConfig
+
+
+@dataclass
+class RobotParameters:
+    """The physical draw of one robot (the environment keeps arrays of these values)."""
+
+    friction: float
+    added_mass: float
+    com_offset: np.ndarray
+    motor_strength: np.ndarray
+    latency: int
+
+
+class Randomizer:
+    """Draws parameters and writes them into a robot's model copy."""
+
+    def __init__(
+        self,
+        config: RandomizationConfig,
+        model: mujoco.MjModel,
+        idx: Go2Indices,
+        kp: float,
+        kd: float,
+        substeps: int,
+    ) -> None:
+        self.config = config
+        self.idx = idx
+        self.kp, self.kd = kp, kd
+        self.substeps = substeps
+        self.base_mass = float(model.body_mass[idx.base_body])
+        self.base_ipos = model.body_ipos[idx.base_body].copy()
+        self.foot_friction = float(model.geom_friction[idx.foot_geoms[0], 0])
+        self._scratch = mujoco.MjData(model)
+
+    def draw(self, rng: np.random.Generator) -> RobotParameters:
+        """One robot's parameters (nominal values where randomisation is off)."""
+        c = self.config
+        on = c.enabled
+        friction = float(rng.uniform(*c.friction)) if on and c.friction else self.foot_friction
+        mass = float(rng.uniform(*c.added_mass)) if on and c.added_mass else 0.0
+        com = (
+            rng.uniform(-1.0, 1.0, 3) * np.asarray(c.com_offset)
+            if on and c.com_offset
+            else np.zeros(3)
+        )
+        strength = rng.uniform(*c.motor_strength, 12) if on and c.motor_strength else np.ones(12)
+        lat = c.action_latency_substeps
+        latency = int(rng.integers(lat[0], lat[1] + 1)) if on and lat else 0
+        return RobotParameters(friction, mass, com, strength, min(latency, self.substeps))
+
+    def apply(self, model: mujoco.MjModel, p: RobotParameters) -> None:
+        """Write ``p`` into ``model`` (a robot's own copy of the training model)."""
+        i = self.idx
+        model.geom_friction[i.foot_geoms, 0] = p.friction
+        model.body_mass[i.base_body] = self.base_mass + p.added_mass
+        model.body_ipos[i.base_body] = self.base_ipos + p.com_offset
+        model.actuator_gainprm[i.ctrl, 0] = self.kp * p.motor_strength
+        model.actuator_biasprm[i.ctrl, 1] = -self.kp * p.motor_strength
+        model.actuator_biasprm[i.ctrl, 2] = -self.kd * p.motor_strength
+        mujoco.mj_setConst(model, self._scratch)  # mass-dependent constants
+
+    def push_velocity(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, 2) horizontal velocity kicks [m/s]."""
+        v = self.config.push_max_vel
+        return rng.uniform(-v, v, (n, 2))
+
+    def noise_amplitude(self, spec: ObservationSpec) -> np.ndarray:
+        """(proprio_dim,) uniform noise amplitude per proprio column, after the term's scale."""
+        c = self.config
+        out = np.zeros(spec.proprio_dim)
+        if not c.enabled:
+            return out
+        offsets = spec.offsets("proprio")
+        for term in spec.proprio:
+            where = offsets[term.name]
+            amp = c.obs_noise.get(term.name, 0.0) * c.obs_noise_level
+            out[where] = amp * np.asarray(term.scale)
+        return out

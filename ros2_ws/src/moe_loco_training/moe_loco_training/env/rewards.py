@@ -1,0 +1,388 @@
+"""Table V of the paper: every reward term as a small named function of :class:`RewardInputs`.
+
+Each term maps the batch's state to one value per robot, (N,), *before* its weight; the weights
+(per gait, ``config/env.yaml`` ``rewards.weights``) default to Table V's. The quadrupedal total is
+``r_track^quad + r_reg^quad``, the bipedal one ``r_track^bip + r_stand^bip + r_reg^bip``; a robot
+gets the terms of the gait it is commanded (Section III-B).
+
+Where Table V's typesetting is ambiguous, this is what is computed (and why):
+
+- ``termination`` is the indicator of a termination (not a time-out); its weight -1 makes it -1.
+- squared norms (``joint_vel``, ``joint_acc``, ``action_rate``): sums of squares, as legged_gym.
+- ``ang_vel_stability`` (the formula is garbled): roll/pitch rate squared plus vertical base
+  velocity squared, the usual "keep the base steady" pair.
+- tracking uses the *heading frame*: the base velocity rotated by the yaw of the gait's forward
+  axis (quadrupedal: body x; bipedal: body x minus body z, which stays horizontal-forward from
+  lying to standing on the rear legs); the yaw rate is the world z angular velocity.
+- the bipedal ``orientation`` term's weight is not legible in Table V; 1.0 here.
+- ``base_height`` uses the terrain height under the base (the tiles' height profile) for
+  ``mean h_i``; bipedal height factors are clipped to [0, 1].
+- substep terms (``torque_exceed_limit(s)``, ``legs_energy_substeps``, bipedal ``joint_limits``)
+  use every physics substep of the control step; torques are the PD law's *before* the motor
+  limit for the exceed terms, and the applied (clipped) ones for the energy.
+- contact indicators use ``contact_threshold`` (1 N, Table V's "< 1").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from moe_loco_training.env.constants import (
+    FRONT_HIPS,
+    FRONT_JOINTS,
+    QUADRUPEDAL_COLLISION_LINKS,
+    REAR_HIPS,
+    REAR_LEFT_JOINTS,
+    REAR_LEGS,
+    REAR_RIGHT_JOINTS,
+)
+
+if TYPE_CHECKING:
+    from moe_loco_training.env.config import RewardConfig
+
+
+@dataclass
+class RewardInputs:
+    """What the reward terms read, one row per robot (SDK joint and leg order)."""
+
+    command: np.ndarray
+    """(N, 3) vx, vy [m/s] in the heading frame, wz [rad/s]."""
+    lin_vel: np.ndarray
+    """(N, 3) base linear velocity in the heading frame (x forward, y left, z up) [m/s]."""
+    yaw_rate: np.ndarray
+    """(N,) world-z angular velocity of the base [rad/s]."""
+    ang_vel_body: np.ndarray
+    """(N, 3) base angular velocity in the base frame [rad/s]."""
+    q: np.ndarray
+    dq: np.ndarray
+    ddq: np.ndarray
+    """(N, 12) joint positions [rad], velocities [rad/s], accelerations over the control step."""
+    q_default: np.ndarray
+    q_min: np.ndarray
+    q_max: np.ndarray
+    torque_limit: np.ndarray
+    """(12,) default pose, joint range, motor torque limits."""
+    q_sub: np.ndarray
+    dq_sub: np.ndarray
+    tau_sub: np.ndarray
+    tau_des_sub: np.ndarray
+    """(N, S, 12) per physics substep: joint state at its start, applied torque, PD torque before
+    the limit."""
+    foot_force_z: np.ndarray
+    """(N, 4) vertical contact force on each foot [N] (>= 0 pushing up)."""
+    calf_force_z: np.ndarray
+    """(N, 4) vertical contact force on each calf's shank, foot excluded [N]."""
+    link_force: np.ndarray
+    """(N, 13, 3) net contact force on each link (constants.LINK_BODIES) [N]."""
+    base_height: np.ndarray
+    """(N,) base height above the terrain under it [m]."""
+    up_cos: np.ndarray
+    """(N,) cos(theta): the body x axis' world-z component (1: nose straight up)."""
+    gait_time: np.ndarray
+    """(N,) time since the current gait command began [s]."""
+    action: np.ndarray
+    last_action: np.ndarray
+    """(N, 12) this and the previous action (clipped)."""
+    terminated: np.ndarray
+    """(N,) bool: terminated this step (not a time-out)."""
+
+
+Term = Callable[[RewardInputs, "RewardConfig"], np.ndarray]
+
+
+def _sq(x: np.ndarray) -> np.ndarray:
+    return np.sum(np.square(x), axis=-1)
+
+
+def _height_factor(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    return np.clip((s.base_height - c.bipedal_z_min) / (c.bipedal_z_max - c.bipedal_z_min), 0, 1)
+
+
+# ----------------------------------------------------------------------------- shared terms
+def tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """exp(-|v_cmd,xy - v_xy|^2 / sigma)."""
+    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / c.tracking_sigma)
+
+
+def tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """exp(-(wz_cmd - wz)^2 / sigma_ang)."""
+    return np.exp(-np.square(s.command[:, 2] - s.yaw_rate) / c.ang_tracking_sigma)
+
+
+def termination(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1 on the step that terminates (time-outs excluded)."""
+    return s.terminated.astype(np.float64)
+
+
+def alive(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1 every step."""
+    return np.ones(len(s.q))
+
+
+def joint_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum (q - q_default)^2."""
+    return _sq(s.q - s.q_default)
+
+
+def joint_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum dq^2."""
+    return _sq(s.dq)
+
+
+def joint_acc(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum ddq^2."""
+    return _sq(s.ddq)
+
+
+def front_hip_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum over the front hips of (q - q_default)^2."""
+    idx = list(FRONT_HIPS)
+    return _sq(s.q[:, idx] - s.q_default[idx])
+
+
+def rear_hip_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum over the rear hips of (q - q_default)^2."""
+    idx = list(REAR_HIPS)
+    return _sq(s.q[:, idx] - s.q_default[idx])
+
+
+def torque_exceed_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum over substeps and joints of max(|tau_pd| - tau_limit, 0)."""
+    return np.sum(np.maximum(np.abs(s.tau_des_sub) - s.torque_limit, 0.0), axis=(1, 2))
+
+
+# ----------------------------------------------------------------------------- quadrupedal
+def ang_vel_stability(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """wx^2 + wy^2 (base frame) + vz^2."""
+    return _sq(s.ang_vel_body[:, :2]) + np.square(s.lin_vel[:, 2])
+
+
+def feet_in_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1 if all four feet are off the ground, plus 1 per leg resting on its calf, not its foot."""
+    air = s.foot_force_z < c.contact_threshold
+    calf = s.calf_force_z >= c.contact_threshold
+    return np.all(air, axis=1) + np.sum(air & calf, axis=1)
+
+
+def base_height(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """(z_base - terrain height - h_target)^2."""
+    return np.square(s.base_height - c.base_height_target)
+
+
+def balance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """|F_0 + F_2 - F_1 - F_3| of the feet's vertical forces (right feet minus left feet)."""
+    f = s.foot_force_z
+    return np.abs(f[:, 0] + f[:, 2] - f[:, 1] - f[:, 3])
+
+
+def joint_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """Number of joints outside their range."""
+    return np.sum((s.q < s.q_min) | (s.q > s.q_max), axis=1).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- bipedal
+def orientation(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """(0.5 cos(theta) + 0.5)^2, theta between the body x axis and world up."""
+    return np.square(0.5 * s.up_cos + 0.5)
+
+
+def base_height_linear(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """clip((z_base - z_min) / (z_max - z_min), 0, 1)."""
+    return _height_factor(s, c)
+
+
+def bipedal_tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """tracking_lin_vel * 1{cos theta > threshold} * height factor."""
+    upright = s.up_cos > c.bipedal_cos_threshold
+    return tracking_lin_vel(s, c) * upright * _height_factor(s, c)
+
+
+def bipedal_tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """tracking_ang_vel * 1{cos theta > threshold} * height factor."""
+    upright = s.up_cos > c.bipedal_cos_threshold
+    return tracking_ang_vel(s, c) * upright * _height_factor(s, c)
+
+
+def rear_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1 if both rear feet are in the air, plus 1 per rear leg on its calf, not its foot."""
+    rear = list(REAR_LEGS)
+    air = s.foot_force_z[:, rear] < c.contact_threshold
+    calf = s.calf_force_z[:, rear] >= c.contact_threshold
+    return np.all(air, axis=1) + np.sum(air & calf, axis=1)
+
+
+def rear_pos_balance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """|q_rear_left - mirror(q_rear_right)|: hips mirrored (sign), thighs and calves equal."""
+    left = s.q[:, list(REAR_LEFT_JOINTS)]
+    right = s.q[:, list(REAR_RIGHT_JOINTS)] * np.array([-1.0, 1.0, 1.0])
+    return np.sqrt(_sq(left - right))
+
+
+def _after_allow(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    return (s.gait_time > c.front_allow_s).astype(np.float64)
+
+
+def front_joint_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1{t > T_allow} sum over the front legs' joints of (q - q_default)^2."""
+    idx = list(FRONT_JOINTS)
+    return _after_allow(s, c) * _sq(s.q[:, idx] - s.q_default[idx])
+
+
+def front_joint_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1{t > T_allow} sum over the front legs' joints of dq^2."""
+    return _after_allow(s, c) * _sq(s.dq[:, list(FRONT_JOINTS)])
+
+
+def front_joint_acc(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1{t > T_allow} sum over the front legs' joints of ddq^2."""
+    return _after_allow(s, c) * _sq(s.ddq[:, list(FRONT_JOINTS)])
+
+
+def legs_energy_substeps(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """Mean over substeps of sum over joints of (tau dq)^2."""
+    return np.mean(np.sum(np.square(s.tau_sub * s.dq_sub), axis=2), axis=1)
+
+
+def joint_limits_substeps(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """Mean over substeps of the number of joints outside their range."""
+    out = (s.q_sub < s.q_min) | (s.q_sub > s.q_max)
+    return np.mean(np.sum(out, axis=2), axis=1)
+
+
+def collision(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """Number of links among base, hips and thighs with a contact force above the threshold."""
+    f = np.linalg.norm(s.link_force[:, list(QUADRUPEDAL_COLLISION_LINKS)], axis=2)
+    return np.sum(f > c.contact_threshold, axis=1).astype(np.float64)
+
+
+def action_rate(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum (a_t - a_{t-1})^2."""
+    return _sq(s.action - s.last_action)
+
+
+# ----------------------------------------------------------------------------- the tables
+QUADRUPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(
+    {
+        "tracking_lin_vel": tracking_lin_vel,
+        "tracking_ang_vel": tracking_ang_vel,
+        "termination": termination,
+        "alive": alive,
+        "joint_pos": joint_pos,
+        "joint_vel": joint_vel,
+        "joint_acc": joint_acc,
+        "ang_vel_stability": ang_vel_stability,
+        "feet_in_air": feet_in_air,
+        "front_hip_pos": front_hip_pos,
+        "rear_hip_pos": rear_hip_pos,
+        "base_height": base_height,
+        "balance": balance,
+        "joint_limit": joint_limit,
+        "torque_exceed_limit": torque_exceed_limit,
+    }
+)
+BIPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(
+    {
+        "orientation": orientation,
+        "base_height_linear": base_height_linear,
+        "tracking_lin_vel": bipedal_tracking_lin_vel,
+        "tracking_ang_vel": bipedal_tracking_ang_vel,
+        "termination": termination,
+        "alive": alive,
+        "rear_air": rear_air,
+        "front_hip_pos": front_hip_pos,
+        "rear_hip_pos": rear_hip_pos,
+        "rear_pos_balance": rear_pos_balance,
+        "front_joint_pos": front_joint_pos,
+        "front_joint_vel": front_joint_vel,
+        "front_joint_acc": front_joint_acc,
+        "legs_energy_substeps": legs_energy_substeps,
+        "torque_exceed_limits": torque_exceed_limit,
+        "joint_limits": joint_limits_substeps,
+        "collision": collision,
+        "action_rate": action_rate,
+        "joint_vel": joint_vel,
+        "joint_acc": joint_acc,
+    }
+)
+TERMS: Mapping[str, Mapping[str, Term]] = MappingProxyType(
+    {"quadrupedal": QUADRUPEDAL_TERMS, "bipedal": BIPEDAL_TERMS}
+)
+"""Per gait name, term name -> function."""
+
+TABLE_V_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        "quadrupedal": MappingProxyType(
+            {
+                "tracking_lin_vel": 7.0,
+                "tracking_ang_vel": 2.5,
+                "termination": -1.0,
+                "alive": 1.0,
+                "joint_pos": -0.05,
+                "joint_vel": -0.002,
+                "joint_acc": -2e-6,
+                "ang_vel_stability": -0.2,
+                "feet_in_air": -0.05,
+                "front_hip_pos": -0.2,
+                "rear_hip_pos": -0.5,
+                "base_height": -0.1,
+                "balance": -2e-5,
+                "joint_limit": -0.01,
+                "torque_exceed_limit": -2.0,
+            }
+        ),
+        "bipedal": MappingProxyType(
+            {
+                "orientation": 1.0,
+                "base_height_linear": 0.8,
+                "tracking_lin_vel": 3.0,
+                "tracking_ang_vel": 2.5,
+                "termination": -1.0,
+                "alive": 1.0,
+                "rear_air": -0.5,
+                "front_hip_pos": -0.1,
+                "rear_hip_pos": -0.18,
+                "rear_pos_balance": -0.05,
+                "front_joint_pos": -0.2,
+                "front_joint_vel": -1e-3,
+                "front_joint_acc": -2e-6,
+                "legs_energy_substeps": -1e-6,
+                "torque_exceed_limits": -2.0,
+                "joint_limits": -0.06,
+                "collision": -2.0,
+                "action_rate": -0.03,
+                "joint_vel": -2e-3,
+                "joint_acc": -3e-6,
+            }
+        ),
+    }
+)
+"""Table V's weights (the bipedal orientation weight is not legible there: 1.0)."""
+
+
+def default_weights() -> Mapping[str, Mapping[str, float]]:
+    """A copy of :data:`TABLE_V_WEIGHTS`."""
+    return MappingProxyType({g: MappingProxyType(dict(w)) for g, w in TABLE_V_WEIGHTS.items()})
+
+
+def compute_rewards(
+    s: RewardInputs, gait: np.ndarray, config: RewardConfig, dt: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Total reward (N,) and every weighted term, ``"<gait>/<term>"`` -> (N,) (zero for robots
+    of the other gait). Weights are multiplied by ``dt`` when ``config.scale_by_dt``."""
+    total = np.zeros(len(gait))
+    terms: dict[str, np.ndarray] = {}
+    scale = dt if config.scale_by_dt else 1.0
+    for g, name in enumerate(("quadrupedal", "bipedal")):
+        mask = (gait == g).astype(np.float64)
+        for term, weight in config.weights[name].items():
+            if weight == 0.0:
+                continue
+            value = TERMS[name][term](s, config) * (weight * scale) * mask
+            terms[f"{name}/{term}"] = value
+            total += value
+    return total, terms

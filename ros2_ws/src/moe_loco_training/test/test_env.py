@@ -1,0 +1,278 @@
+"""The vectorised environment end to end (real MuJoCo): the contract's tensors, determinism,
+observation parity with the controller core, randomisation, curriculum and gait switches."""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from moe_loco_controller.core import go2
+from moe_loco_controller.core.observation import ObservationBuilder
+from moe_loco_sim.lowlevel_state import read_frame, robot_state_from_frame
+from moe_loco_training.env import ENVIRONMENTS, MultitaskEnv
+from moe_loco_training.env.constants import IMPLICIT_DIM, TASKS
+from moe_loco_training.env.curriculum import update_levels
+from moe_loco_training.export import TrainingProvenance, build_metadata, random_policy
+
+
+def random_actions(rng, n, amp=0.5):
+    return torch.from_numpy(rng.uniform(-amp, amp, (n, 12))).float()
+
+
+def test_contract_shapes_and_types(small_env):
+    env = small_env
+    assert ENVIRONMENTS["multitask"] is MultitaskEnv
+    assert env.dt == pytest.approx(0.02) and env.substeps == 4
+    assert env.num_envs == 10 and sorted(env.task_names) == sorted(TASKS)
+    assert sorted(env.task.tolist()) == list(range(10))  # one robot per task
+    for out in (env.reset(), env.step(torch.zeros(10, 12))):
+        assert out.proprio.shape == (10, 42) and out.proprio.dtype == torch.float32
+        assert out.privileged_explicit.shape == (10, 4)
+        assert out.privileged_implicit.shape == (10, IMPLICIT_DIM)
+        assert out.command.shape == (10, 5)
+        assert out.reward.shape == (10,) and out.done.dtype == torch.bool
+        assert out.time_out.shape == (10,)
+        onehot = out.command[:, 3:]
+        assert torch.all(onehot.sum(1) == 1)
+        assert torch.equal(onehot.argmax(1), out.infos["gait"])
+    terms = out.infos["reward_terms"]
+    assert "quadrupedal/tracking_lin_vel" in terms and "bipedal/orientation" in terms
+    total = sum(terms.values())
+    torch.testing.assert_close(total, out.reward, atol=1e-5, rtol=0)
+    assert set(out.infos["curriculum"]) == set(env.task_names)
+    assert torch.all(torch.isfinite(out.proprio))
+    with pytest.raises(ValueError, match=r"shape \(10, 12\)"):
+        env.step(torch.zeros(3, 12))
+
+
+def test_pd_law_torque_limits_and_standing(make_config):
+    small_config = make_config
+    """Zero actions hold the default pose with Kp 40 / Kd 0.5: quadrupedal robots stand,
+    the feet carry the weight (the contact sensors' sign), torques stay within the limits."""
+    env = MultitaskEnv(small_config(10, **{"randomization.enabled": False}))
+    env.reset()
+    for _ in range(50):
+        out = env.step(torch.zeros(10, 12))
+    quad = np.flatnonzero(env.gait == 0)
+    z = env.state[quad, 3] - env.tiles.height(
+        env.tile[quad], env.state[quad, 1] - env.tiles.origins[env.tile[quad], 0]
+    )
+    assert np.all((z > 0.24) & (z < 0.34)), z
+    feet = out.privileged_implicit.numpy().reshape(10, 13, 3)[:, 9:, 2] / env.config.implicit_scale
+    weight = 15.206 * 9.81
+    plane_q = env.task_names.index("plane_q")
+    i = int(np.flatnonzero(env.task == plane_q)[0])
+    assert feet[i].sum() == pytest.approx(weight, rel=0.1)
+    # the applied PD torque is kp (target - q) - kd dq, clipped: compare with the engine's
+    d = mujoco.MjData(env.models[i])
+    mujoco.mj_setState(env.models[i], d, env.state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    d.ctrl[env.idx.ctrl] = env.default_q + 0.25 * 3.0  # a big step: torques saturate
+    mujoco.mj_forward(env.models[i], d)
+    tau = d.actuator_force[env.idx.ctrl]
+    assert np.all(np.abs(tau) <= go2.TORQUE_LIMIT + 1e-9)
+    assert np.any(np.isclose(np.abs(tau), go2.TORQUE_LIMIT))
+    env.close()
+
+
+def _trajectory(small_config, seed, steps=60):
+    cfg = small_config(
+        10, seed=seed, **{"randomization.push_interval_s": 0.2, "commands.resampling_time_s": 0.3}
+    )
+    with MultitaskEnv(cfg) as env:
+        rng = np.random.default_rng(123)
+        outs = [env.reset()]
+        for _ in range(steps):
+            outs.append(env.step(random_actions(rng, 10, 1.0)))
+    cols = []
+    for o in outs:
+        cols += [o.proprio, o.privileged_explicit, o.privileged_implicit, o.command, o.reward]
+        cols += [o.done.float(), o.infos["level"].float()]
+    return torch.cat([c.reshape(len(c), -1) for c in cols], dim=1), outs
+
+
+def test_same_seed_same_tensors_other_seed_other_tensors(make_config):
+    small_config = make_config
+    a, outs = _trajectory(small_config, 0)
+    b, _ = _trajectory(small_config, 0)
+    c, _ = _trajectory(small_config, 1)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert sum(int(o.done.sum()) for o in outs) > 0  # resets happened on the way
+
+
+def test_proprioception_equals_the_controller_cores(small_env):
+    """The env's p_t (noise off) and the deployed builder's, from the same MuJoCo state read
+    through the robot's wire format (float32), agree for every robot."""
+    env = small_env
+    rng = np.random.default_rng(5)
+    env.reset()
+    for _ in range(15):
+        env.step(random_actions(rng, 10, 0.8))
+    meta = build_metadata(random_policy(0), env.control, env.observation, TrainingProvenance())
+    builder = ObservationBuilder(meta)
+    p_env = env.proprio_clean().numpy()
+    assert np.abs(p_env[:, 18:30]).max() > 0.05  # joints are moving: not a trivial state
+    for i in range(env.num_envs):
+        d = mujoco.MjData(env.models[i])
+        mujoco.mj_setState(env.models[i], d, env.state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_forward(env.models[i], d)
+        state = robot_state_from_frame(read_frame(d, env.idx, np.zeros(12)), stamp=0.0)
+        p_core = builder.proprio(state, env.last_action[i])
+        np.testing.assert_allclose(p_env[i], p_core, atol=2e-5, rtol=1e-5)
+    # and the noisy observation the policy gets is the clean one plus bounded noise
+    out = env.step(torch.zeros(10, 12))
+    noise = out.proprio.numpy() - env.proprio_clean().numpy()
+    amp = env._noise_amp
+    assert np.all(np.abs(noise) <= amp + 1e-5) and np.abs(noise).max() > 0
+
+
+def test_domain_randomisation_is_applied_per_robot_and_seeded(make_config):
+    small_config = make_config
+    env = MultitaskEnv(small_config(10, **{"randomization.action_latency_substeps": [2, 2]}))
+    out = env.reset()
+    r = env.config.randomization
+    feet = env.idx.foot_geoms
+    fr = np.array([m.geom_friction[feet[0], 0] for m in env.models])
+    np.testing.assert_array_equal(fr, env.friction)
+    np.testing.assert_allclose(out.privileged_explicit[:, 3].numpy(), env.friction, rtol=1e-6)
+    assert np.all((fr >= r.friction[0]) & (fr <= r.friction[1])) and len(set(fr)) == 10
+    base = env.idx.base_body
+    mass = np.array([m.body_mass[base] for m in env.models]) - env.model.body_mass[base]
+    assert np.all((mass >= -1.0) & (mass <= 2.0)) and np.ptp(mass) > 0
+    com = np.array([m.body_ipos[base] for m in env.models]) - env.model.body_ipos[base]
+    assert np.all(np.abs(com) <= np.array(r.com_offset) + 1e-12) and np.ptp(com) > 0
+    gain = np.array([m.actuator_gainprm[env.idx.ctrl, 0] for m in env.models])
+    np.testing.assert_allclose(gain, 40.0 * env.motor_strength)
+    assert np.all((env.motor_strength >= 0.9) & (env.motor_strength <= 1.1))
+    # latency: the first two substeps still get the previous target
+    prev = env.prev_target.copy()
+    a = torch.full((10, 12), 0.4)
+    env.step(a)
+    ctrl = env._ctrl[:, :, env.idx.ctrl]
+    np.testing.assert_allclose(ctrl[:, :2], prev[:, None].repeat(2, 1))
+    np.testing.assert_allclose(ctrl[:, 2:], np.tile(env.default_q + 0.1, (10, 2, 1)), atol=1e-6)
+    again = MultitaskEnv(small_config(10, **{"randomization.action_latency_substeps": [2, 2]}))
+    again.reset()
+    np.testing.assert_array_equal(again.friction, env.friction)
+    off = MultitaskEnv(small_config(10, **{"randomization.enabled": False}))
+    off.reset()
+    assert np.all(off.friction == 0.8) and np.all(off.motor_strength == 1.0)
+    assert not off._noise_amp.any() and np.all(off.latency == 0)
+    for e in (env, again, off):
+        e.close()
+
+
+def test_pushes_kick_the_base(make_config):
+    small_config = make_config
+
+    def run(interval):
+        cfg = small_config(10, **{"randomization.push_interval_s": interval})
+        with MultitaskEnv(cfg) as env:
+            env.reset()
+            env.push_timer[:] = 0.0 if interval else np.inf  # push on the first step
+            env.step(torch.zeros(10, 12))
+            return env.state[:, env._qvel0 : env._qvel0 + 2].copy()  # base velocity x, y
+
+    pushed, calm = run(8.0), run(0.0)
+    assert np.abs(pushed).max() > 0.1 and np.abs(calm).max() < 0.05
+
+
+def test_curriculum_promotes_on_progress_and_demotes_without(make_config):
+    small_config = make_config
+    env = MultitaskEnv(small_config(10, **{"randomization.enabled": False}))
+    env.reset()
+    bar = int(np.flatnonzero(env.task == env.task_names.index("bar_q"))[0])
+    pit = int(np.flatnonzero(env.task == env.task_names.index("pit_q"))[0])
+    env.level[[bar, pit]] = 2
+    env.reset_ids(np.array([bar, pit]))
+    for _ in range(50):  # 1 s standing still: the command asked for >= 0.3 m
+        env.step(torch.zeros(10, 12))
+    # the bar robot crossed its tile (teleported past the end): time-out and promotion
+    env.state[bar, 1] = env.tiles.origins[env.tile[bar], 0] + env.config.terrain.tile_length + 0.1
+    # the pit robot falls over where it stands: terminated, no progress: demotion
+    env.state[pit, 4:8] = [math.cos(0.7), math.sin(0.7), 0.0, 0.0]
+    out = env.step(torch.zeros(10, 12))
+    assert bool(out.time_out[bar]) and not bool(out.infos["terminated"][bar])
+    assert bool(out.infos["terminated"][pit])
+    assert env.level[bar] == 3 and env.level[pit] == 1
+    assert out.infos["curriculum"]["bar_q"] == 3.0
+    # and the robots now stand on their new tiles
+    x0 = env.tiles.origins[env.tile[bar], 0]
+    assert env.state[bar, 1] - x0 == pytest.approx(env.config.terrain.lead_in / 2)
+    env.close()
+
+
+def test_update_levels_rules():
+    rng = np.random.default_rng(0)
+    from moe_loco_training.env.config import CurriculumConfig
+
+    c = CurriculumConfig()
+    new, up, down = update_levels(
+        level=np.array([1, 1, 1, 9, 0, 4, 4]),
+        is_plane=np.array([False, False, False, False, False, True, True]),
+        distance=np.array([3.0, 1.0, 0.1, 6.0, 0.0, 0.0, 0.0]),
+        course=np.full(7, 5.0),
+        commanded=np.array([5.0, 1.5, 4.0, 5.0, 4.0, 0.0, 0.0]),
+        timed_out=np.array([True, True, False, True, False, True, False]),
+        levels=10,
+        config=c,
+        rng=rng,
+    )
+    assert up.tolist() == [True, False, False, True, False, True, False]
+    assert down.tolist() == [False, False, True, False, True, False, True]
+    assert new[[0, 1, 2, 4, 5, 6]].tolist() == [2, 1, 0, 0, 5, 3]
+    assert 0 <= new[3] <= 9  # past the top: a random level
+
+
+def test_plane_tiles_switch_gait_inside_episodes_and_commands_follow_the_gait(make_config):
+    small_config = make_config
+    cfg = small_config(
+        10,
+        **{
+            "commands.gait_switch_prob": 1.0,
+            "commands.resampling_time_s": 0.2,
+            "randomization.enabled": False,
+            "episode_length_s": 100.0,
+        },
+    )
+    env = MultitaskEnv(cfg)
+    env.reset()
+    names = env.task_names
+    plane = np.isin(env.task, [names.index(t) for t in ("plane_q", "standup_b", "walk_b")])
+    start = env.gait.copy()
+    seen_switch = np.zeros(10, dtype=bool)
+    ranges = cfg.commands.ranges
+    for _ in range(30):
+        out = env.step(torch.zeros(10, 12))
+        seen_switch |= env.gait != start
+        for i in range(10):
+            g = ("quadrupedal", "bipedal")[env.gait[i]]
+            vx = env.command[i, 0]
+            if plane[i]:
+                lo, hi = ranges[g]["vx"]
+                assert lo - 1e-9 <= vx <= hi + 1e-9
+            else:
+                lo, hi = cfg.commands.obstacle_vx[g]
+                assert lo <= vx <= hi and env.command[i, 1] == 0.0
+    assert np.all(seen_switch[plane]) and not np.any(seen_switch[~plane])
+    standup = int(np.flatnonzero(env.task == names.index("standup_b"))[0])
+    assert np.all(env.command[standup] == 0.0)
+    # the one-hot shows the switched gait
+    assert torch.equal(out.command[:, 3:].argmax(1), torch.from_numpy(env.gait))
+    env.close()
+
+
+def test_obstacle_tiles_command_forward_and_hold_the_heading(small_env):
+    env = small_env
+    env.reset()
+    bar = int(np.flatnonzero(env.task == env.task_names.index("bar_q"))[0])
+    yaw = 0.3  # turned left of +x: the command turns it back right
+    env.state[bar, 4:8] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+    env.step(torch.zeros(10, 12))
+    assert env.command[bar, 0] >= 0.3 and env.command[bar, 1] == 0.0
+    gain = env.config.commands.heading_gain
+    assert env.command[bar, 2] == pytest.approx(-gain * yaw, abs=0.05)
