@@ -220,3 +220,14 @@ def test_operator_gait_per_section_transition_hold_and_heading():
     vx, _, wz, gait = op.command(50.0 + c.transition_s + 0.02, at, rear_up)
     assert (vx, gait) == (c.speed_bipedal, 1) and wz == pytest.approx(0.0, abs=1e-12)
     assert op.gait_time(50.0 + c.transition_s) == pytest.approx(c.transition_s)
+
+
+def test_the_quadrupedal_plane_track_is_an_extra_column(policies):
+    """plane_q (the first policy's bar) is benchmarked on request and printed after Table I."""
+    results = runner.run_benchmark(policies["trot"], config(tracks=("plane_q",)))
+    assert [r.track for r in results] == ["plane_q"]
+    assert results[0].travel_m > 0.5  # the open-loop trot makes way on the plane
+    table = runner.format_table(runner.summarise(results), "trot on plane_q").splitlines()
+    assert table[1].split()[-2:] == ["Walk", "(q)"]
+    travel = table[5].split()
+    assert travel[-1] == f"{results[0].travel_m:.2f}" and travel[-2] == "-"

@@ -82,6 +82,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("stair_b", "Stair (b)"),
 )
 """Table I's columns: the track behind each."""
+EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (("plane_q", "Walk (q)"),)
+"""Tracks outside Table I, printed after its columns when benchmarked: the 30 m quadrupedal
+plane track (the first policy's bar: quadrupedal plane walking at 0.5 m/s)."""
 OUTCOMES = ("success", "off_runway", "terminated", "damp", "stuck", "time_limit", "time_cap")
 
 
@@ -377,14 +380,15 @@ def format_table(summary: dict[str, dict[str, Any]], title: str) -> str:
     """Table I's layout: columns Mix .. Stair (b), rows success rate, pass time, travel."""
     label_w = 30
     col_w = 11
-    head = "Metric".ljust(label_w) + "".join(name.rjust(col_w) for _, name in COLUMNS)
+    columns = [*COLUMNS, *((t, n) for t, n in EXTRA_COLUMNS if t in summary)]
+    head = "Metric".ljust(label_w) + "".join(name.rjust(col_w) for _, name in columns)
     rows = [title, head, "-" * len(head)]
     for key, label, fmt in (
         ("success_rate", "Success Rate ↑", "{:.3f}"),
         ("pass_time_s", "Average Pass Time (s) ↓", "{:.2f}"),
         ("travel_m", "Average Travel Distance (m) ↑", "{:.2f}"),
     ):
-        cells = [fmt.format(summary[t][key]) if t in summary else "-" for t, _ in COLUMNS]
+        cells = [fmt.format(summary[t][key]) if t in summary else "-" for t, _ in columns]
         rows.append(label.ljust(label_w) + "".join(c.rjust(col_w) for c in cells))
     outcomes = "; ".join(
         f"{t}: " + ", ".join(f"{o} {n}" for o, n in s["outcomes"].items())
@@ -403,7 +407,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("policy", help="policy .onnx, or baseline:stand | baseline:trot")
     p.add_argument("--config", type=Path, help="benchmark YAML (default: config/benchmark.yaml)")
-    p.add_argument("--tracks", help=f"comma-separated subset of {','.join(t for t, _ in COLUMNS)}")
+    p.add_argument(
+        "--tracks",
+        help="comma-separated tracks (default: Table I's "
+        f"{','.join(t for t, _ in COLUMNS)}; also {','.join(t for t, _ in EXTRA_COLUMNS)})",
+    )
     p.add_argument("--trials", type=int, help="trials per track")
     p.add_argument("--time-cap", type=float, help="stop each trial after this many seconds")
     p.add_argument("--jobs", type=int, help="worker processes (0: one per core)")
