@@ -104,6 +104,31 @@ def test_same_seed_same_tensors_other_seed_other_tensors(make_config):
     assert sum(int(o.done.sum()) for o in outs) > 0  # resets happened on the way
 
 
+def test_a_restored_state_continues_bit_identically_and_a_misfit_changes_nothing(make_config):
+    cfg = make_config(10, **{"randomization.push_interval_s": 0.2})
+    rng = np.random.default_rng(7)
+    actions = [random_actions(rng, 10, 1.0) for _ in range(40)]
+    with MultitaskEnv(cfg) as a, MultitaskEnv(cfg.replace(seed=cfg.seed + 1)) as b:
+        a.reset()
+        b.reset()
+        for x in actions[:20]:
+            a.step(x)
+        b.load_state_dict(a.state_dict())  # b was seeded and randomised differently
+        for x in actions[20:]:
+            oa, ob = a.step(x), b.step(x)
+            for f in ("proprio", "privileged_explicit", "privileged_implicit", "reward", "done"):
+                assert torch.equal(getattr(oa, f), getattr(ob, f)), f
+        with MultitaskEnv(make_config(4)) as small:
+            small.reset()
+            before = small.state_dict()
+            with pytest.raises(ValueError, match="does not fit: attribute"):
+                small.load_state_dict(a.state_dict())
+            after = small.state_dict()
+            assert all(
+                torch.equal(before["arrays"][k], after["arrays"][k]) for k in before["arrays"]
+            )
+
+
 def test_proprioception_equals_the_controller_cores(small_env):
     """The env's p_t (noise off) and the deployed builder's, from the same MuJoCo state read
     through the robot's wire format (float32), agree for every robot."""

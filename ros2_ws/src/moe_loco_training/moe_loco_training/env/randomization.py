@@ -37,8 +37,12 @@ class RobotParameters:
     latency: int
 
 
+MODEL_FIELDS = ("geom_friction", "body_mass", "body_ipos", "actuator_gainprm", "actuator_biasprm")
+"""The model fields :meth:`Randomizer.apply` writes into a robot's model copy."""
+
+
 class Randomizer:
-    """Draws parameters and writes them into a robot's model copy."""
+    """Draws parameters and writes them into a robot's model copy (:data:`MODEL_FIELDS`)."""
 
     def __init__(
         self,

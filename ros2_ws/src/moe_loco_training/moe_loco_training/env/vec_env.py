@@ -27,6 +27,10 @@ step. An :class:`EnvStep` holds:
   ``gait`` (N,), ``curriculum`` (task -> mean level), ``episode`` (stats of the robots reset this
   step: ``count``, ``mean_return``, ``mean_length_s``).
 
+``state_dict()`` / ``load_state_dict(state)``: everything that evolves (robots, timers,
+commands, curriculum levels, randomised parameters, the random generator), for a bit-exact
+resume of training; a state from another configuration is refused before anything changes.
+
 A robot that is done is reset inside ``step``; the observation returned for it is its first one
 of the new episode (the rsl_rl convention). Everything random comes from one
 ``numpy.random.Generator`` seeded by ``config.seed``: same seed, same actions -> bit-identical
@@ -69,7 +73,7 @@ from moe_loco_training.env.constants import (
     QUADRUPEDAL,
 )
 from moe_loco_training.env.curriculum import update_levels
-from moe_loco_training.env.randomization import Randomizer
+from moe_loco_training.env.randomization import MODEL_FIELDS, Randomizer
 from moe_loco_training.env.terminations import out_of_tile, terminated, timed_out
 from moe_loco_training.env.tiles import TileGrid, build_env_model, contact_sensor_addresses
 from moe_loco_training.observations import ObservationConfig, build_command, build_proprio
@@ -256,6 +260,53 @@ class MultitaskEnv:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    # ------------------------------------------------------------------ state (exact resume)
+    _SCALAR_STATE = ("_initialised",)
+
+    def state_dict(self) -> dict:
+        """Everything that evolves in the environment, as tensors and plain values
+        (``torch.load(weights_only=True)``-safe): every numpy array attribute (robot states,
+        timers, commands, levels, per-robot randomised parameters, ...), the random generator's
+        state and the fields the domain randomisation wrote into each robot's model copy."""
+        arrays = {
+            k: torch.from_numpy(v.copy())
+            for k, v in vars(self).items()
+            if isinstance(v, np.ndarray)
+        }
+        models = {
+            f: torch.from_numpy(np.stack([getattr(m, f) for m in self.models]))
+            for f in MODEL_FIELDS
+        }
+        scalars = {k: getattr(self, k) for k in self._SCALAR_STATE if hasattr(self, k)}
+        return {
+            "arrays": arrays,
+            "models": models,
+            "scalars": scalars,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` of an environment built from the same configuration;
+        a state that does not fit raises ``ValueError`` naming the attribute, before any change."""
+        for k, v in state["arrays"].items():
+            cur = getattr(self, k, None)
+            if not isinstance(cur, np.ndarray) or cur.shape != tuple(v.shape):
+                raise ValueError(f"environment state does not fit: attribute {k!r}")
+        for f in MODEL_FIELDS:
+            values = state["models"].get(f)
+            if values is None or tuple(values.shape[1:]) != getattr(self.models[0], f).shape:
+                raise ValueError(f"environment state does not fit: model field {f!r}")
+        for k, v in state["arrays"].items():
+            setattr(self, k, v.numpy().copy())
+        scratch = mujoco.MjData(self.model)
+        for i, m in enumerate(self.models):
+            for f in MODEL_FIELDS:
+                getattr(m, f)[...] = state["models"][f][i].numpy()
+            mujoco.mj_setConst(m, scratch)  # mass-dependent constants, as the randomiser does
+        for k, v in state["scalars"].items():
+            setattr(self, k, v)
+        self.rng.bit_generator.state = state["rng"]
 
     def __enter__(self) -> MultitaskEnv:
         return self
