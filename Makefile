@@ -10,7 +10,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env
+.PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env bench-train
 
 setup:
 	@bash scripts/setup.sh
@@ -29,7 +29,7 @@ test: lint
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
-bench: bench-policy bench-loop bench-sim bench-env
+bench: bench-policy bench-loop bench-sim bench-env bench-train
 
 bench-policy: setup
 	$(PY) benchmarks/bench_policy.py
@@ -42,6 +42,9 @@ bench-sim: setup
 
 bench-env: setup
 	$(PY) benchmarks/bench_env.py
+
+bench-train: setup
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ setup(
         "console_scripts": [
             "moe-loco-export = moe_loco_training.export:main",
             "moe-loco-benchmark = moe_loco_training.benchmark.runner:main",
+            "moe-loco-train = moe_loco_training.train.cli:main",
         ]
     },
 )
