@@ -88,9 +88,17 @@ class Harness:
             meta = PolicyRuntime(policy).metadata
             self.joystick = JoystickNode(cfg.joystick, meta, cfg.namespace)
             self.executor.add_node(self.joystick)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinning = threading.Event()
+        self.spinning.set()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
         self.node.start()
+
+    def _spin(self):
+        # spin_once until told to stop, so that the executor is shut down only after the spin
+        # thread has left it (shutdown() under a running spin() races its guard conditions)
+        while self.spinning.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
 
     def _on_status(self, msg):
         self.statuses.append((time.monotonic(), msg))
@@ -129,8 +137,9 @@ class Harness:
 
     def close(self):
         self.node.stop()
-        self.executor.shutdown()
+        self.spinning.clear()
         self.thread.join(timeout=5)
+        self.executor.shutdown()
         for n in (self.node, self.probe, self.joystick):
             if n is not None:
                 n.destroy_node()
