@@ -147,6 +147,9 @@ class Trainer:
         self.writer: Any = None
         self.history: list[IterationStats] = []
         self._t0 = time.monotonic()
+        # the code that trains is the code at start (a checkpoint saved later must not name the
+        # tree's HEAD of that moment); a resumed run records where it resumed
+        self.code_revision = git_revision()
 
     # ------------------------------------------------------------------ stages
     def stage_of(self, iteration: int) -> int:
@@ -446,7 +449,7 @@ class Trainer:
         finished_pas = "pas" in kinds and self.pas.probability() == 0.0
         names = [n for n, _, _ in self.schedule]
         return TrainingProvenance(
-            code_revision=git_revision(),
+            code_revision=self.code_revision,
             stage="stage2" if finished_pas else "stage1",
             iterations=self.iteration,
             simulator=SIMULATOR,
