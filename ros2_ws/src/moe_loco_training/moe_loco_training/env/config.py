@@ -10,10 +10,7 @@ Variants override rather than copy: ``dataclasses.replace(cfg, num_envs=16)`` or
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ import yaml
 
 from moe_loco_training.env.constants import GAIT_NAMES, TASKS
 from moe_loco_training.observations import DEFAULT_COMMAND_RANGES
+from moe_loco_training.strict_config import StrictLoader
 
 CONFIG_FILE = "env.yaml"
 SECTION_KINDS = ("bar", "pit", "baffle", "stairs", "slope", "plane")
@@ -399,73 +397,8 @@ def _merge(d: dict, changes: Mapping[str, Any]) -> dict:
     return d
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, where)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise EnvConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise EnvConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise EnvConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise EnvConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise EnvConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise EnvConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise EnvConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(
-            _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if origin in (Mapping, dict, typing.Mapping):
-        if not isinstance(value, Mapping):
-            raise EnvConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _frozen({str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()})
-    raise AssertionError(f"{where}: unsupported type {tp}")
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise EnvConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    prefix = f"{where}." if where else ""
-    if unknown:
-        raise EnvConfigError(f"{prefix}{unknown[0]}: unknown key (known: {names})")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise EnvConfigError(f"{where or 'config'}: {e}") from None
-    except ValueError as e:
-        if isinstance(e, EnvConfigError):
-            raise
-        msg = str(e)
-        # messages that start with a field path (tasks.x: ...) keep it
-        raise EnvConfigError(f"{prefix}{msg}" if where else msg) from None
+_LOADER = StrictLoader(EnvConfigError)
+_build = _LOADER.build
 
 
 def build_section(cls: type, data: Any, where: str = "") -> Any:

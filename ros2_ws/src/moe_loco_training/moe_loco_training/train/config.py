@@ -14,10 +14,7 @@ every stage's iterations by one number, for a machine smaller than the paper's.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any
 import yaml
 
 from moe_loco_training.models import ModelConfig
+from moe_loco_training.strict_config import StrictLoader
 
 CONFIG_FILE = "train.yaml"
 STAGE_KINDS = ("oracle", "pas")
@@ -215,65 +213,7 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- strict loading
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, where)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TrainConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TrainConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TrainConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise TrainConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TrainConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin in (Mapping, dict, typing.Mapping):
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise TrainConfigError(f"{where}: expected a mapping, got {value!r}")
-        return MappingProxyType(
-            {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
-        )
-    raise AssertionError(f"{where}: unsupported type {tp}")
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise TrainConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    prefix = f"{where}." if where else ""
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise TrainConfigError(f"{prefix}{unknown[0]}: unknown key (known: {names})")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ValueError as e:
-        if isinstance(e, TrainConfigError):
-            raise
-        raise TrainConfigError(f"{prefix}{e}" if where else str(e)) from None
+_build = StrictLoader(TrainConfigError, none_is_empty=True).build
 
 
 def _plain(v: Any) -> Any:
