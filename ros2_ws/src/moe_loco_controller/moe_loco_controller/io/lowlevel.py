@@ -233,7 +233,14 @@ class LowStateReader:
             return self._latest
 
     def close(self) -> None:
+        """Stop reading. With a listener, detach it first (DDS waits for a callback in progress),
+        so that the reader is deleted here: dropped inside its own callback, whose argument holds
+        the last reference, its deletion waits for that callback and deadlocks."""
+        reader = self._reader
+        if reader is not None and self._on_state is not None:
+            reader.set_listener(None)  # returns once no callback runs: none uses _reader after
         self._reader = None  # type: ignore[assignment]
+        del reader
 
 
 class LowCmdWriter:
