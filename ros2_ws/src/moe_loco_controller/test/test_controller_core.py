@@ -109,7 +109,10 @@ def test_run_pd_targets_map_policy_order_to_sdk_by_name(make_policy, urdf_order)
     for i, name in enumerate(go2.JOINT_NAMES):
         j = urdf_order.index(name)
         expected = go2.DEFAULT_STANDING_POSE[i] + 0.25 * clipped[j]
-        assert r.command.q[i] == pytest.approx(expected, abs=1e-6), name
+        # then limited to the joint's range plus the target margin (FL hip: 2.6 rad asked)
+        lo, hi = go2.JOINT_LOWER[i] - go2.TARGET_MARGIN, go2.JOINT_UPPER[i] + go2.TARGET_MARGIN
+        assert (name == "FL_hip_joint") == (not lo <= expected <= hi)
+        assert r.command.q[i] == pytest.approx(min(max(expected, lo), hi), abs=1e-6), name
     assert np.all(r.command.kp == 40.0) and np.all(r.command.kd == 0.5)
     assert np.all(r.command.dq == 0) and np.all(r.command.tau == 0)
     # the last action the policy observes next is the clipped one, in policy order

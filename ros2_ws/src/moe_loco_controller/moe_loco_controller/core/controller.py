@@ -28,10 +28,12 @@ from enum import IntEnum
 
 import numpy as np
 
+from moe_loco_controller.core import go2
+from moe_loco_controller.core.command_guard import clamp_targets, command_problems
 from moe_loco_controller.core.observation import ObservationBuilder, clip_command
 from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
-from moe_loco_controller.core.safety import Fault, SafetyLimits, state_faults
+from moe_loco_controller.core.safety import Fault, SafetyLimits, TickMonitor, state_faults
 
 
 class Mode(IntEnum):
@@ -48,6 +50,9 @@ class Request(IntEnum):
     PASSIVE = 3
     DAMP = 4
     RESET = 5
+
+
+_REQUESTS = frozenset(int(r) for r in Request)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class ControllerConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"control.{name} must be null or a finite number >= 0, got {v!r}")
+        for name, top in (("stand_kp", go2.KP_MAX), ("stand_kd", go2.KD_MAX), ("damp_kd", go2.KD_MAX)):
+            v = getattr(self, name)
+            if v is not None and v > top:
+                raise ValueError(f"control.{name} must be <= {top:g} (the command limit), got {v!r}")
         for name in ("command_lost_damp_s", "stand_integral_gain", "stand_integral_limit"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
@@ -164,6 +173,7 @@ class ControlCore:
         self._run_kp, self._run_kd = kp, kd
         self._proprio = np.zeros(self.obs.proprio_dim, dtype=np.float32)
         self._command_vec = np.zeros(self.obs.command_dim, dtype=np.float32)
+        self._ticks = TickMonitor()
 
     # ------------------------------------------------------------------ helpers
     def _gait_name(self, gait: int) -> str:
@@ -195,7 +205,9 @@ class ControlCore:
         self, faults: list[tuple[str, str]], now: float, state: RobotState | None, events: list[str]
     ) -> None:
         for f, detail in faults:
-            self.latched.setdefault(f, detail)
+            if f not in self.latched:
+                self.latched[f] = detail
+                events.append(f"fault {f}: {detail}")
         self._enter(Mode.DAMP, now, state, events)
 
     def stand_progress(self, now: float) -> float:
@@ -211,8 +223,50 @@ class ControlCore:
         now: float,
         external_faults: tuple[tuple[str, str], ...] = (),
     ) -> StepResult:
-        """One control step at time ``now`` (seconds, same clock as the stamps)."""
+        """One control step at time ``now`` (seconds, same clock as the stamps).
+
+        Never raises: an exception inside the step latches DAMP with the ``control_error``
+        fault, whose detail names the exception, and the step returns damping.
+        """
         events: list[str] = []
+        try:
+            return self._step(state, command, now, external_faults, events)
+        except Exception as e:
+            return self._failed_step(e, state, now, events)
+
+    def _failed_step(
+        self, error: Exception, state: RobotState | None, now: float, events: list[str]
+    ) -> StepResult:
+        detail = f"{type(error).__name__} in the control step: {str(error)[:300]}"
+        self.latched.setdefault(Fault.CONTROL_ERROR, detail)
+        events.append(f"fault {Fault.CONTROL_ERROR}: {detail}")
+        if self.mode != Mode.DAMP:
+            events.append(f"{self.mode.name} -> DAMP")
+            self.mode = Mode.DAMP
+        self.step_count += 1
+        status = CoreStatus(
+            mode=self.mode,
+            gait=self.gait,
+            step=self.step_count,
+            command=np.zeros(3),
+            gate=self._gate.copy(),
+            expert_scale=self.policy.expert_scale,
+            estimated_lin_vel=self._estimate_vel.copy(),
+            faults=tuple(self.latched),
+            fault_details=tuple(self.latched.values()),
+            state_age_s=math.inf if state is None else float(now - state.stamp),
+            stand_progress=0.0,
+        )
+        return StepResult(JointCommand.damping(self.config.damp_kd), status, tuple(events))
+
+    def _step(
+        self,
+        state: RobotState | None,
+        command: OperatorCommand | None,
+        now: float,
+        external_faults: tuple[tuple[str, str], ...],
+        events: list[str],
+    ) -> StepResult:
         c = self.config
         cmd = command or OperatorCommand(stamp=-math.inf)
         cmd_age = now - cmd.stamp
@@ -225,6 +279,12 @@ class ControlCore:
                 self.set_gait(cmd.gait, now)
             except ValueError as e:
                 events.append(f"gait request refused: {e}")
+        if cmd.request not in _REQUESTS:
+            events.append(
+                f"request {cmd.request!r} refused: unknown (known: "
+                + ", ".join(f"{int(r)} {r.name}" for r in Request)
+                + ")"
+            )
         operator: list[tuple[str, str]] = []
         if cmd.estop:
             operator.append((Fault.ESTOP, "e-stop pressed"))
@@ -246,6 +306,7 @@ class ControlCore:
             ),
             check_tilt=self.mode in (Mode.STAND, Mode.RUN),
         )
+        faults += self._ticks.faults(state, now, c.safety.stale_state_periods * self.control_dt)
         faults += list(external_faults)
         if (
             self.mode in (Mode.STAND, Mode.RUN)
@@ -282,7 +343,12 @@ class ControlCore:
         # velocity command
         velocity = np.zeros(3)
         if cmd.deadman and cmd_age <= c.command_timeout_s:
-            velocity[:] = clip_command(self.metadata, cmd.vx, cmd.vy, cmd.wz, self.gait)
+            bad = [ax for ax, v in zip(("vx", "vy", "wz"), (cmd.vx, cmd.vy, cmd.wz), strict=True)
+                   if not (isinstance(v, int | float) and math.isfinite(v))]  # fmt: skip
+            if bad:
+                events.append(f"velocity command refused: {', '.join(bad)} not finite (zero used)")
+            else:
+                velocity[:] = clip_command(self.metadata, cmd.vx, cmd.vy, cmd.wz, self.gait)
 
         # output
         joint_cmd = self._output(state, velocity, now, events)
@@ -320,7 +386,7 @@ class ControlCore:
                     -c.stand_integral_limit,
                     c.stand_integral_limit,
                 )
-            q = reference + self._stand_offset
+            q = clamp_targets(reference + self._stand_offset)
             out = JointCommand(q, zeros, self._stand_kp.copy(), self._stand_kd.copy(), zeros)
         elif self.mode == Mode.RUN:
             assert state is not None
@@ -336,13 +402,14 @@ class ControlCore:
             self._estimate_vel = np.asarray(self.policy.base_velocity(result), dtype=np.float64)
             clipped = self.action_map.clip(np.asarray(result.actions, dtype=np.float64))
             self._last_action = clipped
-            q = self.action_map.pd_targets_sdk(clipped)
+            q = clamp_targets(self.action_map.pd_targets_sdk(clipped))
             out = JointCommand(q, zeros, self._run_kp.copy(), self._run_kd.copy(), zeros)
         elif self.mode == Mode.DAMP:
             return JointCommand.damping(self.config.damp_kd)
         else:
             return JointCommand.zero_torque()
-        if not out.is_finite():  # never a NaN on the wire
-            self._latch([(Fault.BAD_STATE, "joint command not finite")], now, state, events)
+        problems = command_problems(out)  # the same check the wire applies
+        if problems:
+            self._latch([(Fault.BAD_COMMAND, "; ".join(problems))], now, state, events)
             return JointCommand.damping(self.config.damp_kd)
         return out

@@ -29,7 +29,7 @@ def validate_expert_scale(weights: Sequence[float] | np.ndarray, num_experts: in
     """``weights`` as a float32 array (num_experts,), or ``ValueError`` saying what is wrong."""
     try:
         w = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"expert scale must be a list of numbers, got {weights!r}") from None
     if w.ndim != 1 or w.shape[0] != num_experts:
         raise ValueError(
@@ -44,7 +44,15 @@ def validate_expert_scale(weights: Sequence[float] | np.ndarray, num_experts: in
         )
     if not np.any(w > 0):
         raise ValueError("expert scale must not be all zero (the policy would output nothing)")
-    return w.astype(np.float32)
+    # the policy takes float32: judge the values it will get, not the float64 ones asked for
+    with np.errstate(over="ignore", under="ignore"):
+        w32 = w.astype(np.float32)
+    big = np.flatnonzero(~np.isfinite(w32)).tolist()
+    if big:
+        raise ValueError(f"expert scale must be finite as float32; too large at expert(s) {big}")
+    if not np.any(w32 > 0):
+        raise ValueError("expert scale must not be all zero as float32 (too small to represent)")
+    return w32
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,15 @@ DEFAULT_STANDING_POSE = np.array(
 """The legged_gym-family Go2 default pose [rad], SDK order. A policy's own default pose, from
 its metadata, always takes precedence: this is only a fallback for tools and tests."""
 
+KP_MAX = 200.0
+"""[N m/rad] Highest position gain the command path sends. Unitree publishes no firmware figure
+for the Go2's joint-side gains; the field's gains are 20-60 (stand 60, policies 20-40, see
+``reference/go2_facts.md``), and at 200 a 0.23 rad error already asks for a calf's 45 N m."""
+KD_MAX = 10.0
+"""[N m s/rad] Highest velocity gain the command path sends (the field's: 0.5-5)."""
+TARGET_MARGIN = 0.1
+"""[rad] How far past a joint's range a position target may lie (PD targets are clamped to it)."""
+
 FOOT_NAMES = tuple(f"{leg}_foot" for leg in LEGS)
 """Foot names in SDK order; ``foot_force`` on the wire is in this order."""
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import onnxruntime as ort
 
+from moe_loco_controller.core.command_guard import check_policy_bounds
 from moe_loco_controller.core.expert_presets import (
     ExpertPreset,
     load_expert_presets,
@@ -25,6 +26,7 @@ from moe_loco_controller.core.expert_presets import (
 )
 from moe_loco_controller.core.joint_order import JointOrder, JointOrderError
 from moe_loco_controller.core.policy_metadata import METADATA_KEY, PolicyFileError, PolicyMetadata
+from moe_loco_controller.core.safety import GAITS_WITH_TILT_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ PROVIDERS = {
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
 }
 """Execution providers asked for, by device name, best first. ``"auto"`` is ``"tensorrt"``."""
+
+
+class PolicyStepError(RuntimeError):
+    """A policy step that produced no usable output (ONNX Runtime failed, or wrong shapes)."""
 
 
 class PolicyStep(NamedTuple):
@@ -186,6 +192,14 @@ def load_policy_metadata(session: ort.InferenceSession) -> PolicyMetadata:
         JointOrder(meta.joint_names)
     except JointOrderError as e:
         raise PolicyFileError(str(e), "joint_names") from None
+    for i, gait in enumerate(meta.gaits):  # the supervisor must know each gait's tilt limits
+        if gait not in GAITS_WITH_TILT_LIMITS:
+            raise PolicyFileError(
+                f"no tilt limits for gait {gait!r} in this runtime (known: "
+                f"{list(GAITS_WITH_TILT_LIMITS)})",
+                f"gaits[{i}]",
+            )
+    check_policy_bounds(meta)
     return meta
 
 
@@ -235,6 +249,13 @@ class PolicyRuntime:
             *(r.output for r in meta.recurrent),
         ]
         self._zero_state = {r.input: np.zeros(r.shape, dtype=np.float32) for r in meta.recurrent}
+        out_shapes = meta.output_shapes()
+        self._out_shapes = [out_shapes[n] for n in self._output_names]
+        self.reset()
+        try:  # one step on zeros: a graph with symbolic dimensions shows its real shapes here
+            self.step(np.zeros(self._proprio.shape[1]), np.zeros(self._command.shape[1]))
+        except PolicyStepError as e:
+            raise PolicyFileError(f"a first step on zeros fails: {e}", path=self.path) from None
         self.reset()
 
     # ---------------------------------------------------------------- state
@@ -305,7 +326,16 @@ class PolicyRuntime:
                 f"proprio must have {self._proprio.shape[1]} values and command "
                 f"{self._command.shape[1]}; got shapes {np.shape(proprio)}, {np.shape(command)}"
             ) from None
-        outs = self.session.run(self._output_names, self._feed)
+        try:
+            outs = self.session.run(self._output_names, self._feed)
+        except Exception as e:  # ORT's own exception types
+            raise PolicyStepError(f"ONNX Runtime failed: {str(e).strip()[:300]}") from e
+        for name, value, shape in zip(self._output_names, outs, self._out_shapes, strict=True):
+            if value.shape != shape or value.dtype != np.float32:
+                raise PolicyStepError(
+                    f"output {name!r} is {value.dtype}{list(value.shape)}, "
+                    f"the metadata says float32{list(shape)}"
+                )
         for name, value in zip(self._rec_inputs, outs[3:], strict=True):
             self._feed[name] = value
         return PolicyStep(outs[0][0], outs[1][0], outs[2][0])

@@ -36,6 +36,7 @@ estimate [1, estimate.dim]; recurrent tensors have their stated shape. All float
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 from collections.abc import Mapping
@@ -84,6 +85,13 @@ _TOP_LEVEL = (
     "training",
 )
 _TRAINING_REQUIRED = ("code_revision", "stage", "iterations", "simulator", "seed")
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+MAX_EXPERTS = 256
+"""Most experts a policy may have (the paper's: 6): every tensor is sized from the metadata."""
+MAX_TENSOR_SIZE = 1 << 20
+"""Most values in one recurrent tensor, and the most estimate values."""
 
 
 class PolicyFileError(ValueError):
@@ -263,6 +271,8 @@ class PolicyMetadata:
             data = json.loads(text)
         except (TypeError, ValueError) as e:
             raise PolicyFileError(f"metadata is not valid JSON ({e})", METADATA_KEY) from None
+        except RecursionError:
+            raise PolicyFileError("metadata JSON is nested too deeply", METADATA_KEY) from None
         return PolicyMetadata.from_dict(data)
 
     @staticmethod
@@ -296,36 +306,55 @@ def _keys(d: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
         raise _fail(where, f"unknown field(s) {unknown}")
 
 
-def _int(v: Any, path: str, minimum: int | None = None) -> int:
+def _int(v: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise _fail(path, f"must be an integer, got {v!r}")
+        raise _fail(path, f"must be an integer, got {_short(v)}")
     if minimum is not None and v < minimum:
-        raise _fail(path, f"must be >= {minimum}, got {v}")
+        raise _fail(path, f"must be >= {minimum}, got {_short(v)}")
+    if maximum is not None and v > maximum:
+        raise _fail(path, f"must be <= {maximum}, got {_short(v)}")
     return v
 
 
 def _num(v: Any, path: str, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _fail(path, f"must be a finite number, got {v!r}")
-    if positive and v <= 0:
+    """A number that is finite as a float32 (every value ends up in a float32 tensor or wire)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _fail(path, f"must be a finite number, got {_short(v)}")
+    try:
+        f = float(v)
+    except OverflowError:  # a JSON integer beyond float64 (10**309)
+        raise _fail(path, f"must be a finite float32 number, got an integer of {len(str(v))} digits")
+    if not (math.isfinite(f) and abs(f) <= F32_MAX):
+        raise _fail(path, f"must be a finite float32 number, got {_short(v)}")
+    if positive and f <= 0:
         raise _fail(path, f"must be > 0, got {v}")
-    if nonneg and v < 0:
+    if nonneg and f < 0:
         raise _fail(path, f"must be >= 0, got {v}")
-    return float(v)
+    return f
+
+
+def _short(v: Any) -> str:
+    """``repr(v)`` cut to 80 characters (a hostile file may hold anything)."""
+    try:
+        text = repr(v)
+    except (RecursionError, ValueError):  # deep nesting; int repr beyond its digit limit
+        text = f"<{type(v).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _str(v: Any, path: str) -> str:
     if not isinstance(v, str) or not v:
-        raise _fail(path, f"must be a non-empty string, got {v!r}")
+        raise _fail(path, f"must be a non-empty string, got {_short(v)}")
     return v
 
 
 def _str_list(v: Any, path: str, unique: bool = True) -> tuple[str, ...]:
     if not isinstance(v, list) or not v:
-        raise _fail(path, f"must be a non-empty list of strings, got {v!r}")
+        raise _fail(path, f"must be a non-empty list of strings, got {_short(v)}")
     out = tuple(_str(x, f"{path}[{i}]") for i, x in enumerate(v))
     if unique and len(set(out)) != len(out):
-        raise _fail(path, f"has duplicates: {sorted({x for x in out if out.count(x) > 1})}")
+        dup = sorted(x for x, n in collections.Counter(out).items() if n > 1)
+        raise _fail(path, f"has duplicates: {_short(dup)}")
     return out
 
 
@@ -342,7 +371,7 @@ def _terms(
     v: Any, known: dict[str, int | None], sizes: dict[str, int], path: str
 ) -> tuple[ObservationTerm, ...]:
     if not isinstance(v, list) or not v:
-        raise _fail(path, f"must be a non-empty list of terms, got {v!r}")
+        raise _fail(path, f"must be a non-empty list of terms, got {_short(v)}")
     terms, seen = [], set()
     for i, t in enumerate(v):
         p = f"{path}[{i}]"
@@ -370,7 +399,7 @@ def _parse(data: Any) -> PolicyMetadata:
     # The version first: a newer file must be refused for its version, not for a field it renamed.
     version = _get(d, "contract_version", "")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise _fail("contract_version", f"must be an integer, got {version!r}")
+        raise _fail("contract_version", f"must be an integer, got {_short(version)}")
     if version != CONTRACT_VERSION:
         raise _fail(
             "contract_version",
@@ -401,7 +430,7 @@ def _parse(data: Any) -> PolicyMetadata:
             p = f"command_ranges.{g}.{ax}"
             r = _get(axes, ax, f"command_ranges.{g}.")
             if not isinstance(r, list) or len(r) != 2:
-                raise _fail(p, f"must be [min, max], got {r!r}")
+                raise _fail(p, f"must be [min, max], got {_short(r)}")
             lo, hi = _num(r[0], f"{p}[0]"), _num(r[1], f"{p}[1]")
             if lo > hi:
                 raise _fail(p, f"min {lo} > max {hi}")
@@ -419,7 +448,7 @@ def _parse(data: Any) -> PolicyMetadata:
     clip = obs.get("clip")
     clip = None if clip is None else _num(clip, "observation.clip", positive=True)
 
-    n_exp = _int(_get(d, "num_experts", ""), "num_experts", minimum=1)
+    n_exp = _int(_get(d, "num_experts", ""), "num_experts", minimum=1, maximum=MAX_EXPERTS)
     labels = d.get("expert_labels")
     if labels is not None:
         labels = _str_list(labels, "expert_labels")
@@ -443,7 +472,7 @@ def _parse(data: Any) -> PolicyMetadata:
 
     rec_raw = _get(d, "recurrent", "")
     if not isinstance(rec_raw, list):
-        raise _fail("recurrent", f"must be a list, got {rec_raw!r}")
+        raise _fail("recurrent", f"must be a list, got {_short(rec_raw)}")
     recurrent = []
     for i, r in enumerate(rec_raw):
         p = f"recurrent[{i}]"
@@ -451,12 +480,18 @@ def _parse(data: Any) -> PolicyMetadata:
         _keys(r, ("input", "output", "shape"), f"{p}.")
         shape = _get(r, "shape", f"{p}.")
         if not isinstance(shape, list) or not shape:
-            raise _fail(f"{p}.shape", f"must be a non-empty list of sizes, got {shape!r}")
+            raise _fail(f"{p}.shape", f"must be a non-empty list of sizes, got {_short(shape)}")
+        dims = tuple(
+            _int(s, f"{p}.shape[{k}]", minimum=1, maximum=MAX_TENSOR_SIZE)
+            for k, s in enumerate(shape)
+        )
+        if math.prod(dims) > MAX_TENSOR_SIZE:
+            raise _fail(f"{p}.shape", f"{list(dims)} holds more than {MAX_TENSOR_SIZE} values")
         recurrent.append(
             RecurrentTensor(
                 _str(_get(r, "input", f"{p}."), f"{p}.input"),
                 _str(_get(r, "output", f"{p}."), f"{p}.output"),
-                tuple(_int(s, f"{p}.shape[{k}]", minimum=1) for k, s in enumerate(shape)),
+                dims,
             )
         )
     in_names = [*inputs.values(), *(r.input for r in recurrent)]
@@ -468,13 +503,15 @@ def _parse(data: Any) -> PolicyMetadata:
 
     est = _obj(_get(d, "estimate", ""), "estimate")
     _keys(est, ("dim", "slices"), "estimate.")
-    est_dim = _int(_get(est, "dim", "estimate."), "estimate.dim", minimum=1)
+    est_dim = _int(
+        _get(est, "dim", "estimate."), "estimate.dim", minimum=1, maximum=MAX_TENSOR_SIZE
+    )
     slices_raw = _obj(_get(est, "slices", "estimate."), "estimate.slices")
     slices: dict[str, tuple[int, int]] = {}
     for name, s in slices_raw.items():
         p = f"estimate.slices.{name}"
         if not isinstance(s, list) or len(s) != 2:
-            raise _fail(p, f"must be [start, stop], got {s!r}")
+            raise _fail(p, f"must be [start, stop], got {_short(s)}")
         a, b = _int(s[0], f"{p}[0]", minimum=0), _int(s[1], f"{p}[1]", minimum=0)
         if not a < b <= est_dim:
             raise _fail(p, f"[{a}, {b}] is not a slice of the {est_dim} estimate values")

@@ -45,9 +45,13 @@ class RobotState:
     """What :func:`check_robot_state` found wrong with this frame; empty when it is sane."""
 
     @staticmethod
-    def nominal(stamp: float = 0.0, q: np.ndarray | None = None) -> RobotState:
-        """A sane state: upright, still, joints at ``q`` (default standing pose)."""
+    def nominal(
+        stamp: float = 0.0, q: np.ndarray | None = None, tick: int | None = None
+    ) -> RobotState:
+        """A sane state: upright, still, joints at ``q`` (default standing pose); the robot's
+        tick is the stamp in ms unless given."""
         return RobotState(
+            tick=round(stamp * 1000) & 0xFFFFFFFF if tick is None else tick,
             q=np.array(go2.DEFAULT_STANDING_POSE if q is None else q, dtype=np.float64),
             dq=np.zeros(12),
             tau_est=np.zeros(12),

@@ -45,6 +45,12 @@ class Fault:
     SPORT_MODE_ACTIVE = "sport_mode_active"
     OPERATOR_DAMP = "operator_damp"
     JOYSTICK_LOST = "joystick_lost"
+    CONTROL_ERROR = "control_error"  # an exception inside a control step (the detail names it)
+    BAD_COMMAND = "bad_command"  # a joint command the command check refused
+    CONTROL_STALLED = "control_stalled"  # the LowCmd_ stream saw no fresh step in time
+    LOWCMD_STREAM = "lowcmd_stream"  # the LowCmd_ stream failed to send
+    FROZEN_STATE = "frozen_state"  # the robot's tick stopped advancing (a repeated frame)
+    TICK_BACKWARDS = "tick_backwards"  # the robot's tick went back
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,16 @@ def biped_tilt_exceeded(g: np.ndarray, lim: SafetyLimits) -> bool:
     )
 
 
+_TILT_CHECKS = {"quadrupedal": quad_tilt_exceeded, "bipedal": biped_tilt_exceeded}
+GAITS_WITH_TILT_LIMITS = tuple(_TILT_CHECKS)
+"""The gaits the supervisor has tilt limits for: a policy with any other gait is refused."""
+
+
 def tilt_exceeded(
     g: np.ndarray, gait: str, lim: SafetyLimits, previous_gait: str | None = None
 ) -> bool:
     """Whether the tilt is past the limits of ``gait`` (and of ``previous_gait`` if given)."""
-    checks = {"quadrupedal": quad_tilt_exceeded, "bipedal": biped_tilt_exceeded}
+    checks = _TILT_CHECKS
     if gait not in checks:
         raise ValueError(f"no tilt limits for gait {gait!r}; known: {sorted(checks)}")
     exceeded = checks[gait](g, lim)
@@ -131,3 +142,42 @@ def state_faults(
             roll, pitch = tilt_angles(g)
             out.append((Fault.TILT, f"tilt past {gait} limits: roll {roll:.2f} pitch {pitch:.2f}"))
     return out
+
+
+class TickMonitor:
+    """The robot's millisecond tick across control steps: a frame repeated or a clock gone back.
+
+    Fresh arrivals of a frame whose tick does not advance (a peer or bridge repeating one frame)
+    are not a live robot: ``frozen_state`` once the tick has stood still for longer than the
+    stale limit while frames kept arriving. A tick lower than the last one (modulo 2**32, the
+    counter's width) is ``tick_backwards``.
+    """
+
+    def __init__(self) -> None:
+        self._tick: int | None = None
+        self._since = 0.0
+
+    def faults(
+        self, state: RobotState | None, now: float, limit_s: float
+    ) -> list[tuple[str, str]]:
+        if state is None:
+            return []
+        tick = int(state.tick) & 0xFFFFFFFF
+        if self._tick is None:
+            self._tick, self._since = tick, state.stamp
+            return []
+        out: list[tuple[str, str]] = []
+        if tick != self._tick:
+            back = (self._tick - tick) & 0xFFFFFFFF
+            if back < 1 << 31:
+                out.append((Fault.TICK_BACKWARDS, f"robot tick went back from {self._tick} to {tick}"))
+            self._tick, self._since = tick, state.stamp
+        elif state.stamp > self._since and now - self._since > limit_s:
+            out.append(
+                (
+                    Fault.FROZEN_STATE,
+                    f"robot tick {tick} unchanged for {(now - self._since) * 1e3:.1f} ms "
+                    "of arriving frames",
+                )
+            )
+        return out
