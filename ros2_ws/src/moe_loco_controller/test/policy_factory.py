@@ -8,6 +8,7 @@ estimated base velocity shows the step count). Real MoE policies come from moe-l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,10 +88,18 @@ def write_policy(
     command_weights: np.ndarray | None = None,
     nan: bool = False,
     gate_logits: np.ndarray | None = None,
+    meta_changes: dict | None = None,
+    actions_out: int | None = None,
 ) -> Path:
-    """Write a test policy; ``bias`` (policy joint order) is the action when ``weights`` is 0."""
+    """Write a test policy; ``bias`` (policy joint order) is the action when ``weights`` is 0.
+
+    ``meta_changes``: top-level metadata fields to overwrite in the JSON (hostile files);
+    ``actions_out``: the graph declares the action count symbolic and returns, at its first
+    step after a reset, only that many (a data-dependent slice: no shape inference sees it).
+    """
     meta = metadata(joint_names)
     p, c, nj, e = meta.observation.proprio_dim, meta.observation.command_dim, meta.num_joints, 6
+    declared_actions: list = [1, nj] if actions_out is None else [1, "num_actions"]
     w = np.zeros((p, nj), np.float32) if weights is None else np.asarray(weights, np.float32)
     wc = (
         np.zeros((c, nj), np.float32)
@@ -113,7 +122,7 @@ def write_policy(
         helper.make_node("MatMul", ["command", "Wc"], ["cw"]),
         helper.make_node("Add", ["pw", "cw"], ["pcw"]),
         helper.make_node("Add", ["pcw", "B"], ["a0"]),
-        helper.make_node("Mul", ["a0", "k"], ["actions"]),
+        helper.make_node("Mul", ["a0", "k"], ["actions" if actions_out is None else "a1"]),
         helper.make_node("Add", ["h", "one"], ["h_out"]),
         helper.make_node("Identity", ["c"], ["c_out"]),
         helper.make_node("Softmax", ["logits"], ["soft"], axis=-1),
@@ -132,7 +141,7 @@ def write_policy(
             helper.make_tensor_value_info("expert_scale", f, [e]),
         ],
         [
-            helper.make_tensor_value_info("actions", f, [1, nj]),
+            helper.make_tensor_value_info("actions", f, declared_actions),
             helper.make_tensor_value_info("h_out", f, [1, 1, H]),
             helper.make_tensor_value_info("c_out", f, [1, 1, H]),
             helper.make_tensor_value_info("gate", f, [1, e]),
@@ -140,9 +149,27 @@ def write_policy(
         ],
         inits,
     )
+    if actions_out is not None:  # actions = a1[:, :actions_out + sum(h)]
+        inits += [
+            numpy_helper.from_array(np.array([actions_out], np.int64), "n_out"),
+            numpy_helper.from_array(np.array([0], np.int64), "zero_i"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis_1"),
+        ]
+        nodes += [
+            helper.make_node("ReduceSum", ["h"], ["h_sum"], keepdims=0),
+            helper.make_node("Cast", ["h_sum"], ["h_sum_i"], to=TensorProto.INT64),
+            helper.make_node("Add", ["n_out", "h_sum_i"], ["end"]),
+            helper.make_node("Slice", ["a1", "zero_i", "end", "axis_1"], ["actions"]),
+        ]
+        graph = helper.make_graph(
+            nodes, "test_policy", list(graph.input), list(graph.output), inits
+        )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
+    text = meta.to_json()
+    if meta_changes:
+        text = json.dumps({**meta.to_dict(), **meta_changes})
+    helper.set_model_props(model, {METADATA_KEY: text})
     onnx.checker.check_model(model)
     onnx.save_model(model, str(path))
     return path

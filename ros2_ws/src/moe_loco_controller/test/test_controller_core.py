@@ -23,8 +23,8 @@ CROUCH = np.array([0.0, 1.2, -2.6] * 4)
 FRESH = object()
 
 
-def state(t, q=None, **changes):
-    s = RobotState.nominal(stamp=t, q=q)
+def state(t, q=None, tick=None, **changes):
+    s = RobotState.nominal(stamp=t, q=q, tick=tick)
     return RobotState(**{**s.__dict__, **changes}) if changes else s
 
 
@@ -324,3 +324,48 @@ def test_stand_integral_action_is_bounded_and_resets(make_policy):
     np.testing.assert_allclose(r.command.q, default, atol=1e-9)
     with pytest.raises(ValueError, match="stand_integral_limit"):
         ControllerConfig(stand_integral_limit=-1.0)
+
+
+def test_a_nan_operator_velocity_is_refused_not_fed_to_the_policy(core):
+    d = Driver(core)
+    d.to_run()
+    r = d.step(vx=math.nan)  # used to reach the policy: DAMP as non_finite_policy, [nan, 0, 0]
+    assert core.mode == Mode.RUN and list(r.status.command) == [0.0, 0.0, 0.0]
+    assert any("velocity command refused: vx not finite" in e for e in r.events)
+    r = d.step(vx=0.5, wz=math.inf)
+    assert core.mode == Mode.RUN and list(r.status.command) == [0.0, 0.0, 0.0]
+    r = d.step(vx=0.5, wz=0.0)
+    assert r.status.command[0] == 0.5 and r.events == ()
+
+
+@pytest.mark.parametrize("request_", [6, 200])
+def test_an_undefined_mode_request_is_refused_with_a_reason(core, request_):
+    r = Driver(core).step(request_)
+    assert core.mode == Mode.PASSIVE
+    assert any(f"request {request_} refused: unknown" in e for e in r.events), r.events
+
+
+def test_a_repeated_frame_is_frozen_state_and_damps(core):
+    d = Driver(core)
+    d.to_run()
+    frozen_tick = round(d.t * 1000)
+    steps = 0
+    while core.mode == Mode.RUN:  # fresh arrivals, the robot's tick stands still
+        r = d.step(state_=state(d.t + DT, d.q, tick=frozen_tick))
+        steps += 1
+    # the stale limit is 3 periods (3 or 4 steps by rounding), DAMP in the step that detects it
+    assert steps in (3, 4) and Fault.FROZEN_STATE in r.status.faults
+    assert Fault.STALE_STATE not in r.status.faults
+
+
+def test_a_tick_going_backwards_damps(core):
+    d = Driver(core)
+    d.to_run()
+    r = d.step(state_=state(d.t + DT, d.q, tick=5))
+    assert core.mode == Mode.DAMP and Fault.TICK_BACKWARDS in r.status.faults
+    # a tick wrapping around 2**32 is not backwards
+    core2 = ControlCore(core.policy)
+    d2 = Driver(core2)
+    d2.step(state_=state(DT, d2.q, tick=2**32 - 10))
+    r = d2.step(state_=state(2 * DT, d2.q, tick=10))
+    assert Fault.TICK_BACKWARDS not in r.status.faults

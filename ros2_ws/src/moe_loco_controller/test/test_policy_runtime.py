@@ -523,3 +523,19 @@ def test_a_nan_emitting_policy_is_reported_not_hidden(tmp_path):
     r = PolicyRuntime(path).step(*[a[0] for a in inputs(1)])
     assert not r.finite()
     assert np.isnan(r.actions[3]) and np.isfinite(np.delete(r.actions, 3)).all()
+
+
+@pytest.mark.parametrize(
+    ("weights", "reason"),
+    [
+        ([1e39] * 6, "finite as float32"),  # finite in float64, inf once cast
+        ([1e-46] * 6, "all zero as float32"),  # positive in float64, zeros once cast
+        ([10**400] * 6, "list of numbers"),
+    ],
+)
+def test_expert_scale_is_judged_in_float32_the_type_the_policy_gets(make_policy, weights, reason):
+    rt = PolicyRuntime(make_policy())
+    rt.set_expert_scale([0.0, 2.0, 1.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=reason):
+        rt.set_expert_scale(weights)
+    assert list(rt.expert_scale) == [0.0, 2.0, 1.0, 0.0, 0.0, 0.0]  # unchanged

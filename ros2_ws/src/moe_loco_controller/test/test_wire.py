@@ -80,9 +80,12 @@ def test_check_robot_state_accepts_nominal_and_margin():
     assert check_robot_state(RobotState.nominal(q=q), joint_margin=0.0)
 
 
-def command(scale=1.0):
+TARGETS = go2.DEFAULT_STANDING_POSE + 0.01 * np.arange(12.0)  # distinct, inside every range
+
+
+def command():
     return JointCommand(
-        q=scale * np.arange(12.0),
+        q=TARGETS.copy(),
         dq=np.zeros(12),
         kp=np.full(12, 40.0),
         kd=np.full(12, 0.5),
@@ -98,7 +101,7 @@ def test_lowcmd_header_fields_idle_motors_and_crc():
     for i in range(12):
         m = msg.motor_cmd[i]
         assert m.mode == 0x01
-        assert m.q == pytest.approx(float(i)) and m.kp == 40.0 and m.kd == 0.5
+        assert m.q == pytest.approx(TARGETS[i]) and m.kp == 40.0 and m.kd == 0.5
         assert m.tau == pytest.approx(np.linspace(-1, 1, 12)[i])
     for i in range(12, 20):
         m = msg.motor_cmd[i]
@@ -112,10 +115,10 @@ def test_lowcmd_refuses_non_finite_and_keeps_previous_content():
     before = (msg.crc, [m.q for m in msg.motor_cmd])
     bad = command()
     bad.q[5] = math.nan
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match=r"^joint command refused: q not finite as float32: FL_calf_joint=nan$"):
         fill_lowcmd(msg, bad)
     assert (msg.crc, [m.q for m in msg.motor_cmd]) == before
-    with pytest.raises(ValueError, match=r"shape \(12,\)"):
+    with pytest.raises(ValueError, match=r"shape \(11,\), expected \(12,\)"):
         fill_lowcmd(new_lowcmd(), JointCommand(*(np.zeros(11),) * 5))
 
 

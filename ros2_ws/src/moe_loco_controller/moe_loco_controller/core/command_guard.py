@@ -19,6 +19,8 @@ this check refuses (the field named), so that a policy never loads to be refused
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from moe_loco_controller.core import go2
@@ -60,14 +62,14 @@ def command_problems(cmd: JointCommand) -> tuple[str, ...]:
         if bad.any():
             problems.append(
                 f"{label} not finite as float32: "
-                + ", ".join(f"{names[i]}={a[i]!r}" for i in np.flatnonzero(bad))
+                + ", ".join(f"{names[i]}={float(a[i])!r}" for i in np.flatnonzero(bad))
             )
-            a = np.where(bad, 0.0, a)
-        arrays[label] = a
+        arrays[label] = np.where(bad, np.nan, a)  # reported once: NaN fails no bound below
     if len(arrays) < len(_FIELDS):
         return tuple(problems)
 
     def out_of(label: str, mask: np.ndarray, why: str) -> None:
+        mask &= ~np.isnan(arrays[label])
         if mask.any():
             a = arrays[label]
             problems.append(
@@ -75,6 +77,19 @@ def command_problems(cmd: JointCommand) -> tuple[str, ...]:
             )
 
     q, dq, kp, kd, tau = (arrays[k] for k in _FIELDS)
+    with np.errstate(invalid="ignore"):
+        _bounds(out_of, q, dq, kp, kd, tau)
+    return tuple(problems)
+
+
+def _bounds(
+    out_of: Callable[[str, np.ndarray, str], None],
+    q: np.ndarray,
+    dq: np.ndarray,
+    kp: np.ndarray,
+    kd: np.ndarray,
+    tau: np.ndarray,
+) -> None:
     out_of("kp", (kp < 0) | (kp > go2.KP_MAX), f"outside [0, {go2.KP_MAX:g}]")
     out_of("kd", (kd < 0) | (kd > go2.KD_MAX), f"outside [0, {go2.KD_MAX:g}]")
     out_of("tau", np.abs(tau) > go2.TORQUE_LIMIT, "beyond the torque limit")
@@ -84,7 +99,6 @@ def command_problems(cmd: JointCommand) -> tuple[str, ...]:
         f"target beyond the joint range + {go2.TARGET_MARGIN:g} rad",
     )
     out_of("dq", (kd > 0) & (np.abs(dq) > go2.VELOCITY_LIMIT), "target beyond the velocity limit")
-    return tuple(problems)
 
 
 def clamp_targets(q: np.ndarray) -> np.ndarray:

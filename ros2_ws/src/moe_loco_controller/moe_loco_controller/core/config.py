@@ -34,8 +34,13 @@ class LinkConfig:
     command_rate_hz: float = 500.0
     release_sport_mode: bool = True
     other_publisher_check_s: float = 1.0
+    watchdog_periods: float = 2.0
+    """The LowCmd_ stream sends damping once the newest step is older than this many control
+    periods (a stalled or dead control loop)."""
 
     def __post_init__(self) -> None:
+        if not 1.0 <= self.watchdog_periods <= 10.0:
+            raise ValueError(f"link.watchdog_periods must be in 1..10, got {self.watchdog_periods}")
         if self.source not in ("unitree", "mirror"):
             raise ValueError(f"link.source must be 'unitree' or 'mirror', got {self.source!r}")
         if not 0 <= self.domain_id <= 232:
@@ -127,6 +132,7 @@ _SCALARS = {
         "command_rate_hz": float,
         "release_sport_mode": bool,
         "other_publisher_check_s": float,
+        "watchdog_periods": float,
     },
     SafetyLimits: {f.name: float for f in dataclasses.fields(SafetyLimits)},
     ControllerConfig: {

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from moe_loco_controller.core import go2
+from moe_loco_controller.core.command_guard import command_problems
 from moe_loco_controller.core.remote import parse_remote
 from moe_loco_controller.core.robot_state import JointCommand, RobotState, check_robot_state
 from moe_loco_controller.io import cdr
@@ -22,6 +23,14 @@ from moe_loco_controller.io.crc import lowcmd_crc
 from moe_loco_controller.io.unitree_sdk import sdk
 
 _MOTORS = range(go2.NUM_MOTORS)
+
+
+class CommandRefused(ValueError):
+    """A joint command the command check refuses to put on the wire; ``problems`` says why."""
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        self.problems = problems
+        super().__init__("joint command refused: " + "; ".join(problems))
 
 
 def lowstate_to_robot_state(msg: Any, stamp: float, crc_ok: bool = True) -> RobotState:
@@ -104,11 +113,12 @@ def new_lowcmd() -> Any:
 def fill_lowcmd(cmd: Any, command: JointCommand) -> Any:
     """Write a :class:`JointCommand` (SDK order) into motors 0..11 of ``cmd`` and set its CRC.
 
-    Raises ValueError, leaving ``cmd`` untouched, if any value is not finite: a NaN must never
-    reach the wire.
+    Raises :class:`CommandRefused`, leaving ``cmd`` untouched, if the command check finds anything
+    wrong (non-finite as float32, a target or gain out of bounds): it must never reach the wire.
     """
-    if not command.is_finite():
-        raise ValueError("joint command has non-finite values; refusing to send it")
+    problems = command_problems(command)
+    if problems:
+        raise CommandRefused(problems)
     arrays = [
         np.asarray(a, dtype=np.float64)
         for a in (command.q, command.dq, command.kp, command.kd, command.tau)
@@ -150,15 +160,41 @@ def _participant() -> Any:
     return participant
 
 
+class DeliveryDelay:
+    """How much later than usual a frame was delivered, from its DDS source timestamp.
+
+    ``offset = arrival (wall clock) - source timestamp`` holds the link's latency plus the
+    difference between the two machines' clocks; its lowest value seen (allowed to rise by
+    ``drift`` seconds per second, for clocks that drift apart) is the fastest delivery. A frame's
+    excess over it is how long it sat somewhere before arriving: a frame published 1 s ago and
+    delivered now is 1 s old, whatever its arrival says.
+    """
+
+    def __init__(self, drift: float = 1e-4) -> None:
+        self.drift = drift
+        self._base: float | None = None
+        self._at = 0.0
+
+    def excess(self, arrival_wall: float, source_ns: int) -> float:
+        offset = arrival_wall - source_ns * 1e-9
+        if self._base is None:
+            self._base = offset
+        else:
+            self._base = min(self._base + self.drift * max(0.0, arrival_wall - self._at), offset)
+        self._at = arrival_wall
+        return max(0.0, offset - self._base)
+
+
 class LowStateReader:
     """Subscribes to ``rt/lowstate``; keeps the latest good frame; counts and drops bad CRCs.
 
-    Two modes. With ``on_state``, every frame is taken in the DDS listener thread, converted and
-    passed on (tests, tools). Without it (the controller), the reader keeps only the newest frame
-    in DDS's own cache (KEEP_LAST 1) and :meth:`latest` takes it when asked: at 50 Hz control and
-    500 Hz LowState that deserialises one frame in ten, which matters in Python (CycloneDDS's
-    Python deserialisation costs ~0.4 ms a frame). A frame is stamped with ``clock()`` when it is
-    taken; a state with no newer frame keeps its stamp, so staleness is measured correctly.
+    Every sample is taken from DDS as it arrives (in the DDS listener thread) and stamped then
+    with ``clock()``, less any delivery delay its source timestamp shows (:class:`DeliveryDelay`):
+    a state's ``stamp`` is when it left the robot, on our clock, so that staleness counts from
+    there, never from when the controller got round to reading it. Two modes. With ``on_state``,
+    every frame is converted in the listener and passed on (tests, tools). Without it (the
+    controller), the listener keeps only the newest sample's bytes and :meth:`latest` converts it
+    when asked: at 50 Hz control and 500 Hz LowState that decodes one frame in ten.
     """
 
     def __init__(
@@ -169,7 +205,7 @@ class LowStateReader:
         verify_crc: bool = True,
     ) -> None:
         from cyclonedds._clayer import ddspy_take
-        from cyclonedds.core import Listener, Policy, Qos
+        from cyclonedds.core import Listener
         from cyclonedds.sub import DataReader
         from cyclonedds.topic import Topic
 
@@ -179,33 +215,47 @@ class LowStateReader:
         self._verify_crc = verify_crc
         self._lock = threading.Lock()
         self._latest: RobotState | None = None
+        self._pending: tuple[bytes, float] | None = None  # newest undecoded sample, its stamp
+        self._delay = DeliveryDelay()
         self.frames = 0
         self.bad_crc = 0
         self.flagged = 0
+        self.samples = 0
         participant = _participant()
         self._topic = Topic(participant, topic, sdk.LowState_)
-        if on_state is not None:
-            self._reader = DataReader(
-                participant, self._topic, listener=Listener(on_data_available=self._on_data)
-            )
-        else:
-            self._reader = DataReader(participant, self._topic, qos=Qos(Policy.History.KeepLast(1)))
+        self._reader = DataReader(
+            participant, self._topic, listener=Listener(on_data_available=self._on_data)
+        )
 
-    def _take(self, n: int) -> list[bytes]:
-        """Serialised samples, decoded by :mod:`.cdr` rather than CycloneDDS's Python IDL."""
+    def _take(self, n: int) -> list[tuple[bytes, float]]:
+        """Serialised samples (decoded by :mod:`.cdr`, not CycloneDDS's Python IDL), stamped."""
         ret = self._take_raw(self._reader._ref, n)
         if isinstance(ret, int):
             raise RuntimeError(f"rt/lowstate take failed with DDS error {ret}")
-        return [data for data, info in ret if info.valid_data]
+        now, wall = self._clock(), time.time()
+        return [
+            (data, now - self._delay.excess(wall, info.source_timestamp))
+            for data, info in ret
+            if info.valid_data
+        ]
 
     def _on_data(self, _reader: Any) -> None:
-        for data in self._take(64):
-            state = self._handle(data)
-            if state is not None and self._on_state is not None:
+        try:
+            samples = self._take(64)
+        except Exception:  # a DDS error must never kill the listener
+            return
+        if self._on_state is None:
+            if samples:
+                with self._lock:
+                    self.samples += len(samples)
+                    self._pending = samples[-1]
+            return
+        for data, stamp in samples:
+            state = self._handle(data, stamp)
+            if state is not None:
                 self._on_state(state)
 
-    def _handle(self, data: bytes) -> RobotState | None:
-        stamp = self._clock()
+    def _handle(self, data: bytes, stamp: float) -> RobotState | None:
         try:
             values = cdr.decode_lowstate(data)
             if self._verify_crc and cdr.lowstate_values_crc(values) != values[cdr.LS_CRC]:
@@ -225,19 +275,21 @@ class LowStateReader:
         return state
 
     def latest(self) -> RobotState | None:
-        """The newest good frame (taking it from DDS first in polling mode)."""
+        """The newest good frame (decoding the newest sample first in polling mode)."""
         if self._on_state is None:
-            for data in self._take(1):
-                self._handle(data)
+            with self._lock:
+                pending, self._pending = self._pending, None
+            if pending is not None:
+                self._handle(*pending)
         with self._lock:
             return self._latest
 
     def close(self) -> None:
-        """Stop reading. With a listener, detach it first (DDS waits for a callback in progress),
-        so that the reader is deleted here: dropped inside its own callback, whose argument holds
+        """Stop reading: detach the listener first (DDS waits for a callback in progress), so
+        that the reader is deleted here: dropped inside its own callback, whose argument holds
         the last reference, its deletion waits for that callback and deadlocks."""
         reader = self._reader
-        if reader is not None and self._on_state is not None:
+        if reader is not None:
             reader.set_listener(None)  # returns once no callback runs: none uses _reader after
         self._reader = None  # type: ignore[assignment]
         del reader
@@ -265,9 +317,11 @@ class LowCmdWriter:
         self.sent = 0
 
     def encode(self, command: JointCommand) -> bytes:
-        """The serialised LowCmd_ for ``command``; ValueError (nothing sent) if not finite."""
-        if not command.is_finite():
-            raise ValueError("joint command has non-finite values; refusing to send it")
+        """The serialised LowCmd_ for ``command``; :class:`CommandRefused` (nothing sent) if the
+        command check (:func:`~..core.command_guard.command_problems`) finds anything wrong."""
+        problems = command_problems(command)
+        if problems:
+            raise CommandRefused(problems)
         v = list(self._template)
         cols = (command.q, command.dq, command.tau, command.kp, command.kd)
         q, dq, tau, kp, kd = (np.asarray(a, dtype=np.float64).tolist() for a in cols)

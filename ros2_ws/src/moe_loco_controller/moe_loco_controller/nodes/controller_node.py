@@ -6,7 +6,9 @@ It owns timers (two deadline threads), topics and services, and nothing else:
 - ``<ns>/command`` (LocoCommand) in; ``<ns>/status``, ``<ns>/joint_command`` and (with the
   Unitree link) ``<ns>/robot_state`` out, every control step;
 - LowCmd_ streamed to rt/lowcmd at ``link.command_rate_hz``, repeating the latest PD targets
-  between control steps (zero torque until the first step);
+  between control steps (zero torque until the first step) while they are fresh: once the newest
+  step is older than ``link.watchdog_periods`` control periods the stream itself sends damping
+  and the core latches ``control_stalled``;
 - services ``<ns>/set_expert_scale`` and ``<ns>/set_gait``: bad requests are refused with a
   reason and change nothing.
 """
@@ -30,6 +32,7 @@ from moe_loco_controller.core.config import Config
 from moe_loco_controller.core.controller import ControlCore, OperatorCommand, StepResult
 from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
+from moe_loco_controller.core.safety import Fault
 from moe_loco_controller.core.timing import DeadlineLoop, LoopStats, naive_loop
 from moe_loco_controller.nodes.messages import (
     command_from_msg,
@@ -68,7 +71,17 @@ class ControllerNode(Node):
         self._operator: OperatorCommand | None = None
         self._pending_request = 0  # a mode request waits for the next tick, never overwritten
         self._mirror_state: RobotState | None = None
-        self._joint_cmd = JointCommand.zero_torque()
+        # the loop's output and when it was produced (None: no step yet), read by the stream
+        self._out: tuple[JointCommand, float | None] = (JointCommand.zero_torque(), None)
+        self._damping = JointCommand.damping(config.control.damp_kd)
+        self._node_faults: dict[str, str] = {}  # faults for the core's next step
+        self._fault_lock = threading.Lock()
+        self._hold_damping = False  # the watchdog tripped: damping until a step has seen it
+        self.watchdog_limit_s = config.link.watchdog_periods * self.core.control_dt
+        self.watchdog_trips: list[tuple[float, float]] = []
+        """(when, age of the newest step then) of each watchdog trip [s]."""
+        self.stream_errors = 0
+        self.tick_errors = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_tick: float | None = None
@@ -140,24 +153,55 @@ class ControllerNode(Node):
     def latest_state(self) -> RobotState | None:
         return self._mirror_state if self.link is None else self.link.latest()
 
+    def report_fault(self, fault: str, detail: str) -> None:
+        """A fault the node found (not the core): the core's next step latches it."""
+        with self._fault_lock:
+            self._node_faults.setdefault(fault, detail)
+
     def control_tick(self, deadline: float, lateness: float) -> None:
         """One control step (called by the 50 Hz deadline loop; the benchmark calls it too).
 
-        The time-critical part (state -> core step -> targets handed to the LowCmd_ stream) comes
-        first and is what ``compute_ms`` measures; the ROS messages are published after it.
+        Never raises: an exception anywhere in the tick hands damping to the LowCmd_ stream at
+        once and the ``control_error`` fault (naming it) to the core's next step.
         """
+        try:
+            self._control_tick(lateness)
+        except Exception as e:
+            self._out = (self._damping, self.clock())
+            self.tick_errors += 1
+            self.report_fault(Fault.CONTROL_ERROR, f"{type(e).__name__} in the control tick: {e}")
+            if self.context.ok():  # at shutdown, publishing fails: nothing to report then
+                try:
+                    self.get_logger().error(
+                        f"control tick failed, damping: {type(e).__name__}: {e}",
+                        throttle_duration_sec=1.0,
+                    )
+                except Exception:  # noqa: S110 - the logger itself may be gone
+                    pass
+
+    def _control_tick(self, lateness: float) -> None:
+        """The time-critical part (state -> core step -> targets handed to the LowCmd_ stream)
+        comes first and is what ``compute_ms`` measures; the ROS messages are published after."""
         start = self.clock()
         period = math.nan if self._last_tick is None else start - self._last_tick
         self._last_tick = start
         state = self.latest_state()
         external = self.link.faults() if self.link is not None else ()
+        with self._fault_lock:
+            node_faults, self._node_faults = self._node_faults, {}
+        if self._threads and self.link is not None and not self._threads[-1].is_alive():
+            node_faults.setdefault(Fault.LOWCMD_STREAM, "the LowCmd_ stream thread is dead")
         operator = self._operator
         if operator is not None and self._pending_request:
             operator = dataclasses.replace(operator, request=self._pending_request)
             self._pending_request = 0
         with self._lock:
-            result = self.core.step(state, operator, start, external)
-        self._joint_cmd = result.command
+            result = self.core.step(state, operator, start, (*external, *node_faults.items()))
+        self._out = (result.command, self.clock())
+        if Fault.CONTROL_STALLED in node_faults:
+            self._hold_damping = False  # the core has seen it (and latched it outside PASSIVE)
+        if Fault.LOWCMD_STREAM in node_faults and self.link is not None:
+            self.link.send(self._damping)  # no stream to rely on: damp from here
         compute = self.clock() - start
         self.last_result = result
         for event in result.events:  # rclpy wants one severity per call site
@@ -189,8 +233,29 @@ class ControllerNode(Node):
         self.compute_times.append(compute)
 
     def _stream_tick(self, deadline: float, lateness: float) -> None:
+        """Send the loop's output while it is fresh, damping otherwise; never raises."""
         assert self.link is not None
-        self.link.send(self._joint_cmd)
+        command, produced = self._out
+        now = self.clock()
+        if produced is not None and now - produced > self.watchdog_limit_s and not self._hold_damping:
+            self._hold_damping = True
+            self.watchdog_trips.append((now, now - produced))
+            self.report_fault(
+                Fault.CONTROL_STALLED,
+                f"no control step for {(now - produced) * 1e3:.1f} ms "
+                f"(limit {self.watchdog_limit_s * 1e3:.0f} ms)",
+            )
+        if self._hold_damping:
+            command = self._damping
+        try:
+            self.link.send(command)
+        except Exception as e:
+            self.stream_errors += 1
+            self.report_fault(Fault.LOWCMD_STREAM, f"{type(e).__name__} sending LowCmd_: {e}")
+            try:
+                self.link.send(self._damping)
+            except Exception:  # noqa: S110 - nothing better to send; the fault is reported
+                pass
 
     def start(self, naive: bool = False) -> None:
         """Start the control loop (and, with a link, the LowCmd_ stream) in their own threads.
