@@ -36,6 +36,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from moe_loco_controller.core.ros_names import check_namespace
+
 MSG_PACKAGE = "moe_loco_msgs"
 MSG_TYPES: dict[str, str] = {
     "command": "moe_loco_msgs/msg/LocoCommand",
@@ -59,8 +61,9 @@ class BagError(Exception):
 
 
 def topic_types(namespace: str = "moe_loco", names: Iterable[str] = MSG_TYPES) -> dict[str, str]:
-    """Fully qualified topic name -> message type, for ``names`` under ``namespace``."""
-    ns = namespace.strip("/")
+    """Fully qualified topic name -> message type, for ``names`` under ``namespace``
+    (``ValueError`` for a namespace ROS 2 would refuse)."""
+    ns = check_namespace(namespace).strip("/")
     out = {}
     for name in names:
         if name not in MSG_TYPES:
@@ -402,7 +405,10 @@ def _string(buf: memoryview, pos: int) -> tuple[str, int]:
     end = pos + 4 + n
     if end > len(buf):
         raise _CutError("string runs past its record")
-    return bytes(buf[pos + 4 : end]).decode(), end
+    try:
+        return bytes(buf[pos + 4 : end]).decode(), end
+    except UnicodeDecodeError:
+        raise _CutError(f"a string at byte {pos} of a record is not UTF-8") from None
 
 
 def _records(buf: memoryview, where: str, base: int) -> Iterable[tuple[int, memoryview, int]]:

@@ -90,6 +90,7 @@ def write_policy(
     gate_logits: np.ndarray | None = None,
     meta_changes: dict | None = None,
     actions_out: int | None = None,
+    num_experts: int = 6,
 ) -> Path:
     """Write a test policy; ``bias`` (policy joint order) is the action when ``weights`` is 0.
 
@@ -97,8 +98,13 @@ def write_policy(
     ``actions_out``: the graph declares the action count symbolic and returns, at its first
     step after a reset, only that many (a data-dependent slice: no shape inference sees it).
     """
-    meta = metadata(joint_names)
-    p, c, nj, e = meta.observation.proprio_dim, meta.observation.command_dim, meta.num_joints, 6
+    meta = metadata(joint_names, num_experts)
+    p, c, nj, e = (
+        meta.observation.proprio_dim,
+        meta.observation.command_dim,
+        meta.num_joints,
+        num_experts,
+    )
     declared_actions: list = [1, nj] if actions_out is None else [1, "num_actions"]
     w = np.zeros((p, nj), np.float32) if weights is None else np.asarray(weights, np.float32)
     wc = (

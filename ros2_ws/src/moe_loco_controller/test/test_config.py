@@ -65,3 +65,39 @@ def test_a_partial_file_takes_defaults_for_the_rest(tmp_path):
     cfg = load_config(p)
     assert cfg.link.interface == "lo" and cfg.control.stand_kp == 60.0
     assert cfg.control.damp_kd == 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"control:\n  damp_kd: 1{'0' * 400}\n", "control.damp_kd: expected a finite number"),
+        ("namespace: 'bad ns!'\n", "namespace: invalid ROS namespace 'bad ns!'"),
+        ("namespace: 1abc\n", "namespace: invalid ROS namespace '1abc'"),
+        ("policy: false\n", "policy: expected a string, got False"),
+        ("device: cpu\ndevice: cuda\n", "duplicate key 'device'"),
+        ("link:\n  interface: lo\n  interface: eth0\n", "duplicate key 'interface'"),
+        ("control:\n  damp_kd: 50\n", "control.damp_kd must be <= 10"),
+        ("link:\n  watchdog_periods: 0.5\n", "link.watchdog_periods"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ],
+)
+def test_hostile_config_files_are_config_errors(tmp_path, text, message):
+    p = tmp_path / "controller.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert message in str(e.value) and str(p) in str(e.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    p = tmp_path / "controller.yaml"
+    p.write_bytes(b"namespace: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(p)
+
+
+def test_policy_null_is_the_newest_policy_and_a_good_namespace_passes(tmp_path):
+    p = tmp_path / "controller.yaml"
+    p.write_text("policy: null\nnamespace: /robot_1/moe_loco\n")
+    cfg = load_config(p)
+    assert cfg.policy == "" and cfg.namespace == "/robot_1/moe_loco"

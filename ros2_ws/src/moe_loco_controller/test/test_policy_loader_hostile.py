@@ -17,7 +17,7 @@ def good() -> dict:
 def test_deeply_nested_json_is_refused():
     text = "[" * 1000 + "]" * 1000  # RecursionError inside json
     for doc in (text, json.dumps(good())[:-1] + ', "training": ' + text + "}"):
-        with pytest.raises(PolicyFileError, match="nested too deeply|must be"):
+        with pytest.raises(PolicyFileError, match=r"nested too deeply|must be"):
             PolicyMetadata.from_json(doc)
 
 

@@ -305,3 +305,84 @@ def test_the_arrays_compared_are_the_wire_values():
     a = np.array([0.1, 2.146e9, np.nan])
     b = np.asarray(a, dtype=np.float32)
     assert replay._abs_diff(np.asarray(a, dtype=np.float32), b).max() == 0.0
+
+
+# ---------------------------------------------------------------------- hostile bags (exit 2)
+def rewritten(demo, path, change):
+    """The demo bag with ``change(status)`` applied to each recorded status (a copy)."""
+    from rclpy.serialization import deserialize_message
+
+    from moe_loco_msgs.msg import ControllerStatus
+
+    bag = read_bag(demo.bag)
+    messages = []
+    for topic, t, data in bag.messages:
+        if topic == STATUS:
+            msg = deserialize_message(data, ControllerStatus)
+            change(msg)
+            data = serialize_message(msg)
+        messages.append((topic, t, data))
+    write_bag(path, {n: i.msgtype for n, i in bag.topics.items()}, messages)
+    shutil.copy(demo.bag.parent / "demo_policy.onnx", path.parent / "demo_policy.onnx")
+    return path
+
+
+def at_step(n, **fields):
+    def change(msg):
+        if msg.step == n:
+            for k, v in fields.items():
+                setattr(msg, k, v)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"mode": 7}, "mode 7 is no controller mode"),
+        ({"gait": 5}, "recorded in gait 5; this policy has 2 gaits"),
+        ({"expert_scale": [float("nan")] * 6}, "expert scale must be finite"),
+        ({"expert_scale": [1.0] * 4}, "one weight per expert (6), got shape (4,)"),
+        ({"expert_scale": [0.0] * 6}, "must not be all zero"),
+    ],
+)
+def test_a_status_the_policy_cannot_replay_is_an_unusable_bag(
+    demo, tmp_path, capsys, fields, reason
+):
+    path = rewritten(demo, tmp_path / "bag.mcap", at_step(40, **fields))
+    assert main([str(path)]) == 2  # used to be a traceback and exit 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and reason in err, err
+
+
+def test_a_policy_of_another_expert_count_is_refused_before_replaying(demo, tmp_path, capsys):
+    import policy_factory
+
+    other = tmp_path / "four_experts.onnx"
+    policy_factory.write_policy(other, num_experts=4)
+    assert main([str(demo.bag), "--policy", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "this policy has" in err, err
+
+
+def test_a_footerless_bag_with_a_name_that_is_not_utf8_is_unusable(demo, tmp_path, capsys):
+    data = bytearray((demo.bag / "bag.mcap").read_bytes())
+    at = data.find(MSG_TYPES["status"].encode())
+    assert at > 0
+    data[at] = 0xFF  # the schema's name is no longer UTF-8
+    path = tmp_path / "cut.mcap"
+    path.write_bytes(bytes(data[: len(data) // 2]))  # and the footer is gone
+    assert main([str(path)]) in (1, 2)  # used to be a UnicodeDecodeError traceback
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not UTF-8" in err, err
+
+
+def test_an_invalid_namespace_is_refused_by_replay_and_record(demo, tmp_path, capsys):
+    from moe_loco_controller.nodes import recorder
+
+    assert main([str(demo.bag), "--namespace", "bad ns!"]) == 2
+    assert "invalid ROS namespace 'bad ns!'" in capsys.readouterr().err
+    out = tmp_path / "never"
+    assert recorder.main(["-o", str(out), "--namespace", "bad_ns!", "--duration", "0.1"]) == 2
+    assert "invalid ROS namespace" in capsys.readouterr().err
+    assert not out.exists()  # no 43-byte bag left behind

@@ -29,7 +29,10 @@ def test_a_gait_without_tilt_limits_is_refused_at_load(make_policy):
 
 def test_a_symbolic_output_of_the_wrong_size_is_refused_at_load(make_policy):
     # the graph declares actions [1, "num_actions"] and returns [1, 11]
-    with pytest.raises(PolicyFileError, match=r"output 'actions' is float32\[1, 11\], the metadata says float32\[1, 12\]"):
+    with pytest.raises(
+        PolicyFileError,
+        match=r"output 'actions' is float32\[1, 11\], the metadata says float32\[1, 12\]",
+    ):
         PolicyRuntime(make_policy(actions_out=11))
 
 

@@ -115,7 +115,9 @@ def test_lowcmd_refuses_non_finite_and_keeps_previous_content():
     before = (msg.crc, [m.q for m in msg.motor_cmd])
     bad = command()
     bad.q[5] = math.nan
-    with pytest.raises(ValueError, match=r"^joint command refused: q not finite as float32: FL_calf_joint=nan$"):
+    with pytest.raises(
+        ValueError, match=r"^joint command refused: q not finite as float32: FL_calf_joint=nan$"
+    ):
         fill_lowcmd(msg, bad)
     assert (msg.crc, [m.q for m in msg.motor_cmd]) == before
     with pytest.raises(ValueError, match=r"shape \(11,\), expected \(12,\)"):

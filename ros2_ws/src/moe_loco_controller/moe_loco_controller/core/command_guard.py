@@ -73,7 +73,8 @@ def command_problems(cmd: JointCommand) -> tuple[str, ...]:
         if mask.any():
             a = arrays[label]
             problems.append(
-                f"{label} {why}: " + ", ".join(f"{names[i]}={a[i]:.4g}" for i in np.flatnonzero(mask))
+                f"{label} {why}: "
+                + ", ".join(f"{names[i]}={a[i]:.4g}" for i in np.flatnonzero(mask))
             )
 
     q, dq, kp, kd, tau = (arrays[k] for k in _FIELDS)

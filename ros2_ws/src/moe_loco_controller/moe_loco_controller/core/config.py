@@ -17,6 +17,7 @@ import yaml
 
 from moe_loco_controller.core.controller import ControllerConfig
 from moe_loco_controller.core.joystick import JoyMapping, JoystickConfig
+from moe_loco_controller.core.ros_names import check_namespace
 from moe_loco_controller.core.safety import SafetyLimits
 
 CONFIG_FILE = "controller.yaml"
@@ -93,23 +94,72 @@ class Config:
 def _typed(value: Any, kind: type, where: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # a YAML integer beyond float64 (10**400)
+            raise ConfigError(f"{where}: expected a finite number, got {_short(value)}") from None
+        if not math.isfinite(number):
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
+        return number
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {_short(value)}")
         return value
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_short(value)}")
         return value
     raise AssertionError(kind)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, at most 80 characters."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deep nesting; an int beyond repr's digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (YAML says the last one wins,
+    which silently drops the first)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: the mapping constructor reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """A YAML document, strictly (no repeated key); ``ConfigError`` naming ``source`` else."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
 
 
 def _section(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:
@@ -222,10 +272,16 @@ def from_dict(data: Any) -> Config:
     device = _typed(top.get("device", "cpu"), str, "device")
     if device not in ("cpu", "cuda", "tensorrt", "auto"):
         raise ConfigError(f"device: must be cpu, cuda, tensorrt or auto, got {device!r}")
+    policy = top.get("policy", "")
+    namespace = _typed(top.get("namespace", "moe_loco"), str, "namespace")
+    try:
+        check_namespace(namespace)
+    except ValueError as e:
+        raise ConfigError(f"namespace: {e}") from None
     return Config(
-        policy=_typed(top.get("policy") or "", str, "policy"),
+        policy=_typed("" if policy is None else policy, str, "policy"),  # false is no path
         device=device,
-        namespace=_typed(top.get("namespace", "moe_loco"), str, "namespace"),
+        namespace=namespace,
         link=link,
         control=control,
         joystick=joystick,
@@ -272,13 +328,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and validate the controller YAML (the packaged default when ``path`` is None)."""
     p = Path(path) if path is not None else default_config_path()
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    data = parse_yaml(text, str(p))
     try:
         return from_dict(data)
     except ConfigError as e:

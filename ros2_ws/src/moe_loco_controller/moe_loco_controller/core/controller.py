@@ -100,10 +100,16 @@ class ControllerConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"control.{name} must be null or a finite number >= 0, got {v!r}")
-        for name, top in (("stand_kp", go2.KP_MAX), ("stand_kd", go2.KD_MAX), ("damp_kd", go2.KD_MAX)):
+        for name, top in (
+            ("stand_kp", go2.KP_MAX),
+            ("stand_kd", go2.KD_MAX),
+            ("damp_kd", go2.KD_MAX),
+        ):
             v = getattr(self, name)
             if v is not None and v > top:
-                raise ValueError(f"control.{name} must be <= {top:g} (the command limit), got {v!r}")
+                raise ValueError(
+                    f"control.{name} must be <= {top:g} (the command limit), got {v!r}"
+                )
         for name in ("command_lost_damp_s", "stand_integral_gain", "stand_integral_limit"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):

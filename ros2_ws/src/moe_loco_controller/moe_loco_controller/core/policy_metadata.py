@@ -323,7 +323,10 @@ def _num(v: Any, path: str, positive: bool = False, nonneg: bool = False) -> flo
     try:
         f = float(v)
     except OverflowError:  # a JSON integer beyond float64 (10**309)
-        raise _fail(path, f"must be a finite float32 number, got an integer of {len(str(v))} digits")
+        digits = len(str(v))
+        raise _fail(
+            path, f"must be a finite float32 number, got an integer of {digits} digits"
+        ) from None
     if not (math.isfinite(f) and abs(f) <= F32_MAX):
         raise _fail(path, f"must be a finite float32 number, got {_short(v)}")
     if positive and f <= 0:

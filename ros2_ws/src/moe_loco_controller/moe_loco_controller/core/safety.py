@@ -157,9 +157,7 @@ class TickMonitor:
         self._tick: int | None = None
         self._since = 0.0
 
-    def faults(
-        self, state: RobotState | None, now: float, limit_s: float
-    ) -> list[tuple[str, str]]:
+    def faults(self, state: RobotState | None, now: float, limit_s: float) -> list[tuple[str, str]]:
         if state is None:
             return []
         tick = int(state.tick) & 0xFFFFFFFF
@@ -170,7 +168,9 @@ class TickMonitor:
         if tick != self._tick:
             back = (self._tick - tick) & 0xFFFFFFFF
             if back < 1 << 31:
-                out.append((Fault.TICK_BACKWARDS, f"robot tick went back from {self._tick} to {tick}"))
+                out.append(
+                    (Fault.TICK_BACKWARDS, f"robot tick went back from {self._tick} to {tick}")
+                )
             self._tick, self._since = tick, state.stamp
         elif state.stamp > self._since and now - self._since > limit_s:
             out.append(

@@ -25,7 +25,7 @@ from moe_loco_controller.io.unitree_sdk import sdk
 _MOTORS = range(go2.NUM_MOTORS)
 
 
-class CommandRefused(ValueError):
+class CommandRefusedError(ValueError):
     """A joint command the command check refuses to put on the wire; ``problems`` says why."""
 
     def __init__(self, problems: tuple[str, ...]) -> None:
@@ -113,12 +113,13 @@ def new_lowcmd() -> Any:
 def fill_lowcmd(cmd: Any, command: JointCommand) -> Any:
     """Write a :class:`JointCommand` (SDK order) into motors 0..11 of ``cmd`` and set its CRC.
 
-    Raises :class:`CommandRefused`, leaving ``cmd`` untouched, if the command check finds anything
-    wrong (non-finite as float32, a target or gain out of bounds): it must never reach the wire.
+    Raises :class:`CommandRefusedError`, leaving ``cmd`` untouched, if the command check finds
+    anything wrong (non-finite as float32, a target or gain out of bounds): it must never reach
+    the wire.
     """
     problems = command_problems(command)
     if problems:
-        raise CommandRefused(problems)
+        raise CommandRefusedError(problems)
     arrays = [
         np.asarray(a, dtype=np.float64)
         for a in (command.q, command.dq, command.kp, command.kd, command.tau)
@@ -317,11 +318,11 @@ class LowCmdWriter:
         self.sent = 0
 
     def encode(self, command: JointCommand) -> bytes:
-        """The serialised LowCmd_ for ``command``; :class:`CommandRefused` (nothing sent) if the
-        command check (:func:`~..core.command_guard.command_problems`) finds anything wrong."""
+        """The serialised LowCmd_ for ``command``; :class:`CommandRefusedError` (nothing sent) if
+        the command check (:func:`~..core.command_guard.command_problems`) finds anything wrong."""
         problems = command_problems(command)
         if problems:
-            raise CommandRefused(problems)
+            raise CommandRefusedError(problems)
         v = list(self._template)
         cols = (command.q, command.dq, command.tau, command.kp, command.kd)
         q, dq, tau, kp, kd = (np.asarray(a, dtype=np.float64).tolist() for a in cols)

@@ -16,6 +16,7 @@ It owns timers (two deadline threads), topics and services, and nothing else:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import sys
@@ -171,13 +172,11 @@ class ControllerNode(Node):
             self.tick_errors += 1
             self.report_fault(Fault.CONTROL_ERROR, f"{type(e).__name__} in the control tick: {e}")
             if self.context.ok():  # at shutdown, publishing fails: nothing to report then
-                try:
+                with contextlib.suppress(Exception):
                     self.get_logger().error(
                         f"control tick failed, damping: {type(e).__name__}: {e}",
                         throttle_duration_sec=1.0,
                     )
-                except Exception:  # noqa: S110 - the logger itself may be gone
-                    pass
 
     def _control_tick(self, lateness: float) -> None:
         """The time-critical part (state -> core step -> targets handed to the LowCmd_ stream)
@@ -237,7 +236,11 @@ class ControllerNode(Node):
         assert self.link is not None
         command, produced = self._out
         now = self.clock()
-        if produced is not None and now - produced > self.watchdog_limit_s and not self._hold_damping:
+        if (
+            produced is not None
+            and now - produced > self.watchdog_limit_s
+            and not self._hold_damping
+        ):
             self._hold_damping = True
             self.watchdog_trips.append((now, now - produced))
             self.report_fault(
@@ -252,10 +255,8 @@ class ControllerNode(Node):
         except Exception as e:
             self.stream_errors += 1
             self.report_fault(Fault.LOWCMD_STREAM, f"{type(e).__name__} sending LowCmd_: {e}")
-            try:
+            with contextlib.suppress(Exception):
                 self.link.send(self._damping)
-            except Exception:  # noqa: S110 - nothing better to send; the fault is reported
-                pass
 
     def start(self, naive: bool = False) -> None:
         """Start the control loop (and, with a link, the LowCmd_ stream) in their own threads.

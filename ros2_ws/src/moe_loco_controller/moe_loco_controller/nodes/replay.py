@@ -70,6 +70,7 @@ from moe_loco_controller.bag import BagError, read_bag, topic_types
 from moe_loco_controller.core import go2
 from moe_loco_controller.core.config import Config, ConfigError, load_config
 from moe_loco_controller.core.controller import ControlCore, Mode, OperatorCommand
+from moe_loco_controller.core.expert_presets import validate_expert_scale
 from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.policy_metadata import PolicyFileError
 from moe_loco_controller.core.robot_state import RobotState
@@ -83,6 +84,9 @@ FIELDS = ("q", "dq", "kp", "kd", "tau")
 OPERATOR_FIELDS = ("vx", "vy", "wz", "gait", "request", "estop", "deadman")
 NO_STATE_AGE_MS = 1e38  # status.state_age_ms at or above this: the step had no robot state
 REPLAY_NAMESPACE = "moe_loco_replay"
+
+
+_MODES = frozenset(int(m) for m in Mode)
 
 
 class ReplayError(Exception):
@@ -156,8 +160,11 @@ def _stamp_ns(msg: Any) -> int:
 
 def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
     """Read a bag and pair each recorded step with what it consumed (see the module docstring)."""
+    try:
+        topics = topic_types(namespace, ("status", "joint_command", "robot_state"))
+    except ValueError as e:
+        raise ReplayError(f"--namespace: {e}") from None
     bag = read_bag(path)
-    topics = topic_types(namespace, ("status", "joint_command", "robot_state"))
     t_status, t_joint, t_state = topics
     bag.check_topics(topics)
     notes = list(bag.notes)
@@ -176,6 +183,11 @@ def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
     ]
     by_stamp = {_stamp_ns(m): (data, m) for _, data, m in states}
 
+    for s in statuses.values():
+        if s.mode not in _MODES:
+            raise BagError(
+                bag.path, f"status of step {s.step}: mode {s.mode} is no controller mode"
+            )
     ordered = [statuses[s] for s in sorted(statuses)]
     # contiguous steps only: a step missing from the bag breaks the chain of controller state
     for i in range(1, len(ordered)):
@@ -575,6 +587,27 @@ class Comparator:
                 self.diverge(k, f"gate[{i}]", float(s.gate[i]), float(g[i]), mode, faults)
 
 
+def check_run_fits(run: RecordedRun, core: ControlCore) -> None:
+    """``ReplayError`` unless every recorded step can be replayed with this policy: its gaits,
+    expert scales and gate weights must fit the policy (one of another expert count does not)."""
+    n, gaits = core.policy.num_experts, len(core.metadata.gaits)
+    for s in run.steps:
+        if not 0 <= s.gait < gaits:
+            raise ReplayError(
+                f"step {s.step} was recorded in gait {s.gait}; this policy has {gaits} gaits"
+            )
+        if len(s.gate) != n:
+            raise ReplayError(
+                f"step {s.step} recorded {len(s.gate)} gate weights; this policy has {n} experts"
+            )
+        try:
+            validate_expert_scale(s.expert_scale, n)
+        except ValueError as e:
+            raise ReplayError(
+                f"step {s.step}: its recorded expert scale cannot be set on this policy: {e}"
+            ) from None
+
+
 # ---------------------------------------------------------------------- core mode
 def _prime(core: ControlCore, run: RecordedRun, calls: dict[int, dict[str, Any]]) -> None:
     """For a bag that starts after its controller did: the gait state the core had in the first
@@ -599,6 +632,7 @@ def replay_core(
     """Every recorded step through a fresh :class:`ControlCore` (see the module docstring)."""
     policy = PolicyRuntime(policy_path, device="cpu")
     core = ControlCore(policy, config.control)
+    check_run_fits(run, core)
     plan, fault_text = plan_deliveries(run, faults)
     calls = service_calls(run, len(core.metadata.gaits))
     report = ReplayReport(
@@ -686,6 +720,7 @@ def replay_node(
             if self.after_tick is not None:
                 self.after_tick(self.core.step_count)
 
+    check_run_fits(run, ControlCore(PolicyRuntime(policy_path, device="cpu"), config.control))
     plan, fault_text = plan_deliveries(run, faults)
     report = ReplayReport(
         "node",
