@@ -11,6 +11,7 @@ export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env bench-train
+.PHONY: bench-faults fuzz bench-learn
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +38,9 @@ bench-policy: setup
 bench-loop: setup
 	$(PY) benchmarks/bench_loop.py
 
+bench-faults: setup
+	$(PY) benchmarks/bench_faults.py
+
 bench-sim: setup
 	$(PY) benchmarks/bench_sim.py
 
@@ -45,6 +49,9 @@ bench-env: setup
 
 bench-train: setup
 	$(PY) benchmarks/bench_train.py
+
+bench-learn: setup
+	$(PY) benchmarks/bench_learn.py $(LEARN_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

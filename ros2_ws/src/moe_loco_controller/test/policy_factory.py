@@ -91,10 +91,12 @@ def write_policy(
     meta_changes: dict | None = None,
     actions_out: int | None = None,
     num_experts: int = 6,
+    nan_above_vx: float | None = None,
 ) -> Path:
     """Write a test policy; ``bias`` (policy joint order) is the action when ``weights`` is 0.
 
     ``meta_changes``: top-level metadata fields to overwrite in the JSON (hostile files);
+    ``nan_above_vx``: every action is NaN while the command's vx exceeds this [m/s];
     ``actions_out``: the graph declares the action count symbolic and returns, at its first
     step after a reset, only that many (a data-dependent slice: no shape inference sees it).
     """
@@ -155,6 +157,29 @@ def write_policy(
         ],
         inits,
     )
+    if nan_above_vx is not None:  # actions = a0 * k + 0 * sqrt(threshold - scaled vx)
+        vx_scale = float(meta.observation.command[0].scale[0])
+        inits += [
+            numpy_helper.from_array(np.array([[nan_above_vx * vx_scale]], np.float32), "thr"),
+            numpy_helper.from_array(np.zeros((1, 1), np.float32), "zero_f"),
+            numpy_helper.from_array(np.array([0], np.int64), "c_start"),
+            numpy_helper.from_array(np.array([1], np.int64), "c_end"),
+            numpy_helper.from_array(np.array([1], np.int64), "c_axis"),
+        ]
+        for n in nodes:
+            if n.output[0] in ("actions", "a1"):
+                n.output[0] = "a_raw"
+        out_name = "actions" if actions_out is None else "a1"
+        nodes += [
+            helper.make_node("Slice", ["command", "c_start", "c_end", "c_axis"], ["vx_scaled"]),
+            helper.make_node("Sub", ["thr", "vx_scaled"], ["margin"]),
+            helper.make_node("Sqrt", ["margin"], ["root"]),
+            helper.make_node("Mul", ["root", "zero_f"], ["nan_or_zero"]),
+            helper.make_node("Add", ["a_raw", "nan_or_zero"], [out_name]),
+        ]
+        graph = helper.make_graph(
+            nodes, "test_policy", list(graph.input), list(graph.output), inits
+        )
     if actions_out is not None:  # actions = a1[:, :actions_out + sum(h)]
         inits += [
             numpy_helper.from_array(np.array([actions_out], np.int64), "n_out"),

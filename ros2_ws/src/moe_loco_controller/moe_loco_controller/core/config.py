@@ -35,7 +35,7 @@ class LinkConfig:
     command_rate_hz: float = 500.0
     release_sport_mode: bool = True
     other_publisher_check_s: float = 1.0
-    watchdog_periods: float = 2.0
+    watchdog_periods: float = 3.0
     """The LowCmd_ stream sends damping once the newest step is older than this many control
     periods (a stalled or dead control loop)."""
 

@@ -102,6 +102,11 @@ class ControllerNode(Node):
         self.create_subscription(LocoCommand, f"{ns}/command", self._on_command, 10)
         self.create_service(SetExpertScale, f"{ns}/set_expert_scale", self._on_set_scale)
         self.create_service(SetGait, f"{ns}/set_gait", self._on_set_gait)
+        # also warms rclpy's logging up: its first call costs ~15 ms, too long inside a tick
+        self.get_logger().info(
+            f"policy {self.policy_name}: {1.0 / self.core.control_dt:.0f} Hz; the LowCmd_ "
+            f"stream damps after {self.watchdog_limit_s * 1e3:.0f} ms without a step"
+        )
 
     # ------------------------------------------------------------------ ROS callbacks
     def _on_command(self, msg: LocoCommand) -> None:
