@@ -171,8 +171,15 @@ def test_domain_randomisation_is_applied_per_robot_and_seeded(make_config):
     com = np.array([m.body_ipos[base] for m in env.models]) - env.model.body_ipos[base]
     assert np.all(np.abs(com) <= np.array(r.com_offset) + 1e-12) and np.ptp(com) > 0
     gain = np.array([m.actuator_gainprm[env.idx.ctrl, 0] for m in env.models])
-    np.testing.assert_allclose(gain, 40.0 * env.motor_strength)
+    kd = -np.array([m.actuator_biasprm[env.idx.ctrl, 2] for m in env.models])
+    np.testing.assert_allclose(gain, env.kp_eff)
+    np.testing.assert_allclose(kd, env.kd_eff)
     assert np.all((env.motor_strength >= 0.9) & (env.motor_strength <= 1.1))
+    # Kp and Kd get their own per-motor factors on top of the strength
+    kpf, kdf = env.kp_eff / (40.0 * env.motor_strength), env.kd_eff / (0.5 * env.motor_strength)
+    for f, (lo, hi) in ((kpf, r.kp_factor), (kdf, r.kd_factor)):
+        assert np.all((f >= lo - 1e-12) & (f <= hi + 1e-12)) and np.ptp(f) > 0.05
+    assert not np.allclose(kpf, kdf)
     # latency: the first two substeps still get the previous target
     prev = env.prev_target.copy()
     a = torch.full((10, 12), 0.4)

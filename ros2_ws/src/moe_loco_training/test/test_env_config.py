@@ -15,7 +15,7 @@ from moe_loco_training.env.config import (
     load_env_config,
     to_dict,
 )
-from moe_loco_training.env.rewards import TABLE_V_WEIGHTS
+from moe_loco_training.env.rewards import RECIPE_WEIGHTS
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "env.yaml"
 
@@ -31,7 +31,7 @@ def test_the_packaged_yaml_equals_the_defaults():
     assert cfg.num_envs == 256 and cfg.substeps == 4 and cfg.control_dt == pytest.approx(0.02)
     assert cfg.control.kp == 40.0 and cfg.control.kd == 0.5
     assert {g: dict(w) for g, w in cfg.rewards.weights.items()} == {
-        g: dict(w) for g, w in TABLE_V_WEIGHTS.items()
+        g: dict(w) for g, w in RECIPE_WEIGHTS.items()
     }
     assert len(cfg.terrain.tasks) == 10
 

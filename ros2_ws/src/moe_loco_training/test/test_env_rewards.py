@@ -53,9 +53,15 @@ def val(fn, **kw) -> float:
 
 
 def test_every_table_v_term_is_registered_with_its_weight():
-    assert set(rw.QUADRUPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["quadrupedal"])
+    additions = {"feet_air_time", "action_rate"}
+    assert set(rw.QUADRUPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["quadrupedal"]) | additions
     assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"])
-    assert len(rw.QUADRUPEDAL_TERMS) == 15 and len(rw.BIPEDAL_TERMS) == 20
+    assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.BIPEDAL_TERMS) == 20
+    # the recipe's defaults: Table V plus the stated changes, nothing else
+    recipe = rw.RECIPE_WEIGHTS["quadrupedal"]
+    changed = {k for k in recipe if recipe[k] != rw.TABLE_V_WEIGHTS["quadrupedal"].get(k)}
+    assert changed == {"feet_air_time", "action_rate", "joint_acc"}
+    assert dict(rw.RECIPE_WEIGHTS["bipedal"]) == dict(rw.TABLE_V_WEIGHTS["bipedal"])
     w = rw.TABLE_V_WEIGHTS
     assert w["quadrupedal"]["tracking_lin_vel"] == 7.0 and w["bipedal"]["tracking_lin_vel"] == 3.0
     assert w["quadrupedal"]["torque_exceed_limit"] == -2.0 and w["bipedal"]["collision"] == -2.0
@@ -139,12 +145,44 @@ def test_joint_limits_substeps_is_the_mean_over_substeps():
     assert val(rw.joint_limits_substeps, q_sub=q_sub) == pytest.approx(0.5)
 
 
-def test_torque_exceed_limit_sums_the_excess_over_substeps():
+def test_torque_exceed_limit_reads_the_applied_torque_past_the_soft_limit():
+    soft = C.soft_torque_limit
     tau = np.zeros((1, 4, 12))
-    tau[0, :, 0] = 30.0  # hip limit 23.7: 6.3 over, 4 substeps
-    tau[0, 1, 2] = -50.0  # calf limit 45.43: 4.57 over, once
-    tau[0, 2, 1] = 20.0  # within the limit
-    assert val(rw.torque_exceed_limit, tau_des_sub=tau) == pytest.approx(4 * 6.3 + 4.57)
+    tau[0, :, 0] = 23.7  # hip at its limit (applied torques never pass it): 4 substeps
+    tau[0, 1, 2] = -45.43  # calf at its limit, once
+    tau[0, 2, 1] = 20.0  # within 90 % of the limit
+    # the PD law's demand before the motor limit does not count (it asked for 100 N.m)
+    demand = np.full((1, 4, 12), 100.0)
+    got = val(rw.torque_exceed_limit, tau_sub=tau, tau_des_sub=demand)
+    expected = (4 * 23.7 * (1 - soft) + 45.43 * (1 - soft)) / 4  # mean over substeps
+    assert got == pytest.approx(expected)
+    assert val(rw.torque_exceed_limit, tau_des_sub=demand) == 0.0
+
+
+def test_feet_air_time_pays_touchdowns_after_long_swings_while_moving():
+    air = np.array([[0.7, 0.0, 0.3, 0.0]])  # two touchdowns: +0.2 and -0.2 around 0.5 s
+    moving = np.array([[0.5, 0.0, 0.0]])
+    assert val(rw.feet_air_time, feet_air_time=air, command=moving) == pytest.approx(0.0)
+    air = np.array([[0.8, 0.0, 0.0, 0.6]])
+    assert val(rw.feet_air_time, feet_air_time=air, command=moving) == pytest.approx(0.4)
+    turning = np.array([[0.0, 0.0, 0.5]])
+    assert val(rw.feet_air_time, feet_air_time=air, command=turning) == pytest.approx(0.4)
+    # standing still (zero command) is not paid for stepping
+    assert val(rw.feet_air_time, feet_air_time=air) == 0.0
+    assert val(rw.feet_air_time) == 0.0  # no touchdown information
+
+
+def test_only_positive_clips_the_total_before_the_termination_penalty():
+    s = inputs(n=2, q=np.tile(Q0 + 1.0, (2, 1)), terminated=np.array([False, True]))
+    gait = np.zeros(2, dtype=np.int64)
+    w = {"quadrupedal": {"alive": 1.0, "joint_pos": -1.0, "termination": -1.0}, "bipedal": {}}
+    raw = RewardConfig(weights=w, scale_by_dt=False, only_positive=False)
+    clipped = RewardConfig(weights=w, scale_by_dt=False, only_positive=True)
+    total_raw, _ = rw.compute_rewards(s, gait, raw, dt=0.02)
+    total, terms_c = rw.compute_rewards(s, gait, clipped, dt=0.02)
+    assert total_raw.tolist() == pytest.approx([1.0 - 12.0, 1.0 - 12.0 - 1.0])
+    assert total.tolist() == pytest.approx([0.0, -1.0])  # clipped at 0, then the termination
+    assert terms_c["quadrupedal/joint_pos"][0] == pytest.approx(-12.0)  # logged unclipped
 
 
 def test_legs_energy_substeps():

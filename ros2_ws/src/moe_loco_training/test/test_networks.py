@@ -7,12 +7,14 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from moe_loco_training.models import (
+    MODEL_PRESETS,
     ModelConfig,
     MoELocoActorCritic,
     Privileged,
     compare_parameter_counts,
     format_parameter_counts,
     matched_standard_head,
+    model_config_from_preset,
     parameter_counts,
 )
 
@@ -247,3 +249,47 @@ def test_config_round_trip_and_validation():
         ModelConfig.from_dict({**cfg.to_dict(), "experts": 3})
     with pytest.raises(ValueError, match="head"):
         MoELocoActorCritic(ModelConfig(head="transformer"))  # type: ignore[arg-type]
+
+
+def _grads(module: torch.nn.Module) -> list[torch.Tensor | None]:
+    return [q.grad for q in module.parameters()]
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_value_loss_trains_only_the_critic_when_detached(detach):
+    """With ``critic_detach`` (the default) the value's gradient stops at the critic: the gate,
+    the actor's LSTM and experts, the encoder and the estimator get none of it."""
+    torch.manual_seed(4)
+    m = MoELocoActorCritic(ModelConfig(critic_detach=detach, **MODEL_PRESETS["cpu"]))
+    p, c, priv = inputs(m.config)
+    out = m(p, c, m.initial_state(B), privileged=priv)
+    (out.value**2).sum().backward()
+    critic = (m.critic_rnn, m.critic_heads)
+    assert all(g is not None and g.abs().sum() > 0 for mod in critic for g in _grads(mod))
+    actor_side = (m.gate, m.actor_rnn, m.actor_heads, m.implicit_encoder, m.estimator)
+    untouched = [g is None or g.abs().sum() == 0 for mod in actor_side for g in _grads(mod)]
+    if detach:
+        assert all(untouched)
+    else:  # the paper's literal sharing: the value loss moves the gate, the LSTM and Enc
+        assert not all(untouched)
+        assert any(g is not None and g.abs().sum() > 0 for g in _grads(m.gate))
+        assert any(g is not None and g.abs().sum() > 0 for g in _grads(m.implicit_encoder))
+
+
+def test_model_presets_keep_the_structure_and_one_switch_picks_them():
+    paper = model_config_from_preset("paper")
+    cpu = model_config_from_preset("cpu")
+    assert paper == ModelConfig()
+    assert cpu.num_experts == paper.num_experts == 6 and cpu.head == "moe"
+    assert len(cpu.expert_hidden) >= 2 and cpu.gate_hidden
+    n_paper, n_cpu = parameter_counts(paper).total, parameter_counts(cpu).total
+    assert n_cpu < n_paper / 10, (n_cpu, n_paper)
+    # overrides go over the preset
+    assert model_config_from_preset("cpu", {"init_noise_std": 0.5}).actor_rnn_hidden == 64
+    with pytest.raises(ValueError, match="unknown model preset 'tiny'"):
+        model_config_from_preset("tiny")
+    # every part of the paper's structure is there, with its own parameters
+    m = MoELocoActorCritic(cpu)
+    counts = parameter_counts(cpu).parts
+    assert all(counts[k] > 0 for k in ("estimator", "actor_rnn", "actor_heads", "gate"))
+    assert m.actor_heads.num_experts == 6

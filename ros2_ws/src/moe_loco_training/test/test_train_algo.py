@@ -263,6 +263,16 @@ def test_packaged_configs_load_and_inherit():
     # the child's stage env replaced the parent's task set instead of merging into it
     assert list(ci.stages["plane"].env["terrain.tasks"]) == ["plane_q"]
     assert ci.algorithm.gamma == base.algorithm.gamma  # inherited
+    walk = load_train_config("train_walk")
+    assert walk.model_preset == "cpu" and base.model_preset == "paper"
+    assert (
+        walk.model_config().actor_rnn_hidden == 64 and base.model_config().actor_rnn_hidden == 256
+    )
+    assert [n for n, _, _ in walk.schedule()] == ["plane", "pas"]
+    for stage in ("plane", "pas"):
+        assert list(walk.stages[stage].env["terrain.tasks"]) == ["plane_q"]
+    with pytest.raises(TrainConfigError, match="model_preset"):
+        load_train_config("train", {"model_preset": "tiny"})
 
 
 def test_wo_moe_baseline_is_a_config_switch_with_matched_parameters():

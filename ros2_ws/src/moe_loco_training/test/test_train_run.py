@@ -15,11 +15,13 @@ from moe_loco_training.train.runner import Trainer, env_config_for_stage, evalua
 STAND = {
     "terrain.tasks": {"plane_q": {"kind": "plane", "gait": "quadrupedal", "stand_still": True}}
 }
+"""Standing still: an easy task for the runs that only need the loop to run."""
 
 
 def test_short_training_improves_mean_reward_over_the_untrained_policy():
-    """20 PPO iterations (8 robots x 32 steps each) on the plane-standing task; the trained policy
-    is evaluated against the untrained one (the same initialisation) under the same seeds."""
+    """20 PPO iterations (8 robots x 32 steps each) commanded forward at 0.5 m/s; the trained
+    policy is evaluated against the untrained one (the same initialisation) under the same seeds,
+    with its exploration noise (std 1.0 at the start: the noise costs tracking and stability)."""
     cfg = load_train_config("train_ci", {"runner.progress": False})
     trainer = Trainer(cfg, out=None)
     eval_env = env_config_for_stage(cfg, 0).replace(seed=1000)
@@ -31,8 +33,9 @@ def test_short_training_improves_mean_reward_over_the_untrained_policy():
         f"mean reward per step: untrained {before['mean_reward']:.4f}, "
         f"trained {after['mean_reward']:.4f}"
     )
-    # measured: 0.019 -> 0.096 (seed 0), 0.020 -> 0.088 (seed 1)
-    assert after["mean_reward"] > before["mean_reward"] + 0.03
+    # measured: 0.0394 -> 0.0578 (seed 0), 0.0382 -> 0.0510 (seed 1); standing still, which the
+    # recipe's rewards make easy (an untrained mean action earns 0.21 of 0.21), showed nothing
+    assert after["mean_reward"] > before["mean_reward"] + 0.008
     assert trainer.iteration == 20
     assert trainer.history[-1].update.recon > 0
 

@@ -153,7 +153,11 @@ class CommandConfig:
     """Plane tiles' curriculum: level 0 samples within this fraction of the ranges, the top
     level within the full ranges."""
     gait_switch_prob: float = 0.5
-    """Plane tiles: probability that a command resample also flips the gait."""
+    """Plane tiles: probability that a command resample also flips the gait. Only robots whose
+    task's other gait is trained on a plane tile too switch (a quadrupedal-only task set never
+    issues a bipedal command)."""
+    zero_prob: float = 0.1
+    """Plane tiles: probability that a resample commands standing still (zero velocity)."""
 
     def __post_init__(self) -> None:
         for what, table in (("ranges", self.ranges), ("obstacle_vx", self.obstacle_vx)):
@@ -174,6 +178,8 @@ class CommandConfig:
             raise ValueError("plane_min_scale must be in [0, 1]")
         if not 0 <= self.gait_switch_prob <= 1:
             raise ValueError("gait_switch_prob must be in [0, 1]")
+        if not 0 <= self.zero_prob <= 1:
+            raise ValueError("zero_prob must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -185,9 +191,13 @@ class CurriculumConfig:
     """Promote when the robot went further than this fraction of its tile's course."""
     demote_fraction: float = 0.5
     """Demote when it went less than this fraction of the distance its command asked for."""
+    plane_promote_tracking: float = 0.8
+    """Plane tiles: promote a robot whose episode ran to its end with a mean linear-velocity
+    tracking factor exp(-|v_cmd - v|^2 / sigma) of at least this (legged_gym widens its command
+    ranges once tracking passes 80 % of its maximum); demote one that terminated."""
 
     def __post_init__(self) -> None:
-        for name in ("promote_fraction", "demote_fraction"):
+        for name in ("promote_fraction", "demote_fraction", "plane_promote_tracking"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1]")
 
@@ -236,21 +246,29 @@ class RandomizationConfig:
     """Base centre-of-mass shift, uniform in +-this per axis [m]."""
     motor_strength: Range | None = (0.9, 1.1)
     """Per-motor factor on the PD torque (before the torque limit)."""
+    kp_factor: Range | None = (0.85, 1.15)
+    kd_factor: Range | None = (0.85, 1.15)
+    """Per-motor factors on the PD gains (a real motor's gains differ from the commanded)."""
     push_interval_s: float = 8.0
     """Every this long a robot's base gets a random horizontal velocity kick (0: never)."""
     push_max_vel: float = 0.5
     """[m/s] per horizontal axis."""
-    action_latency_substeps: tuple[int, int] | None = (0, 2)
-    """Per episode, a new target acts after this many physics substeps (inclusive range)."""
+    action_latency_substeps: tuple[int, int] | None = (0, 4)
+    """Per episode, a new target acts after this many physics substeps (inclusive range;
+    0..4 substeps of 5 ms: 0-20 ms between the command and the actuation)."""
     obs_noise_level: float = 1.0
     obs_noise: Mapping[str, float] = field(default_factory=_default_noise)
     """Uniform noise amplitude per proprio term, in the term's physical unit (before scaling)."""
 
     def __post_init__(self) -> None:
-        for name in ("friction", "added_mass", "motor_strength"):
+        for name in ("friction", "added_mass", "motor_strength", "kp_factor", "kd_factor"):
             r = getattr(self, name)
             if r is not None and r[0] > r[1]:
                 raise ValueError(f"{name}: low {r[0]} > high {r[1]}")
+        for name in ("kp_factor", "kd_factor"):
+            r = getattr(self, name)
+            if r is not None and r[0] <= 0:
+                raise ValueError(f"{name} must stay > 0")
         if self.friction is not None and self.friction[0] <= 0:
             raise ValueError("friction must stay > 0")
         if self.motor_strength is not None and self.motor_strength[0] <= 0:
@@ -286,14 +304,27 @@ class RewardConfig:
     front_allow_s: float = 1.0
     """T_allow: front-leg regularisation starts this long after the bipedal command."""
     contact_threshold: float = 1.0
+    soft_torque_limit: float = 0.9
+    """The torque terms penalise applied torque beyond this fraction of the motor's limit."""
+    feet_air_time_target: float = 0.5
+    """``feet_air_time`` pays (air time - this) at each touchdown (legged_gym: 0.5 s)."""
+    only_positive: bool = True
+    """Clip the total reward of a step at zero before the termination penalty is added
+    (legged_gym's ``only_positive_rewards``, mujoco_playground's clip): early on, penalties
+    would otherwise teach the robot to end its episode."""
     weights: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _frozen({}))
-    """Per gait, term name -> weight. Filled with Table V's values by default."""
+    """Per gait, term name -> weight. Filled with Table V's values plus the recipe's
+    additions (``rewards.RECIPE_ADDITIONS``) by default."""
 
     def __post_init__(self) -> None:
         if not (self.tracking_sigma > 0 and self.ang_tracking_sigma > 0):
             raise ValueError("tracking sigmas must be > 0")
         if not self.bipedal_z_max > self.bipedal_z_min:
             raise ValueError("bipedal_z_max must be > bipedal_z_min")
+        if not 0 < self.soft_torque_limit <= 1:
+            raise ValueError("soft_torque_limit must be in (0, 1]")
+        if not self.feet_air_time_target >= 0:
+            raise ValueError("feet_air_time_target must be >= 0")
         from moe_loco_training.env.rewards import TERMS, default_weights
 
         if not self.weights:

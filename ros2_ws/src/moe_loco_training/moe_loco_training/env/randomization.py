@@ -7,6 +7,8 @@ environment's seeded ``numpy.random.Generator``:
 - added mass and centre-of-mass shift of the base;
 - motor strength: per motor, a factor on the PD torque before the torque limit (the servo's
   gain and bias in that robot's model copy);
+- PD gains: per motor, factors on Kp and on Kd (a real motor's effective gains are not the
+  commanded ones);
 - pushes: every ``push_interval_s`` (each robot on its own phase) a random horizontal base
   velocity kick;
 - action latency: per episode, a new joint target reaches the motors this many physics
@@ -35,6 +37,14 @@ class RobotParameters:
     com_offset: np.ndarray
     motor_strength: np.ndarray
     latency: int
+    kp_factor: np.ndarray | None = None
+    kd_factor: np.ndarray | None = None
+
+    def gains(self, kp: float, kd: float) -> tuple[np.ndarray, np.ndarray]:
+        """(12,) effective Kp and Kd of the motors (strength and gain factors applied)."""
+        kpf = np.ones(12) if self.kp_factor is None else self.kp_factor
+        kdf = np.ones(12) if self.kd_factor is None else self.kd_factor
+        return kp * kpf * self.motor_strength, kd * kdf * self.motor_strength
 
 
 MODEL_FIELDS = ("geom_friction", "body_mass", "body_ipos", "actuator_gainprm", "actuator_biasprm")
@@ -76,7 +86,9 @@ class Randomizer:
         strength = rng.uniform(*c.motor_strength, 12) if on and c.motor_strength else np.ones(12)
         lat = c.action_latency_substeps
         latency = int(rng.integers(lat[0], lat[1] + 1)) if on and lat else 0
-        return RobotParameters(friction, mass, com, strength, min(latency, self.substeps))
+        kpf = rng.uniform(*c.kp_factor, 12) if on and c.kp_factor else np.ones(12)
+        kdf = rng.uniform(*c.kd_factor, 12) if on and c.kd_factor else np.ones(12)
+        return RobotParameters(friction, mass, com, strength, min(latency, self.substeps), kpf, kdf)
 
     def apply(self, model: mujoco.MjModel, p: RobotParameters) -> None:
         """Write ``p`` into ``model`` (a robot's own copy of the training model)."""
@@ -84,9 +96,10 @@ class Randomizer:
         model.geom_friction[i.foot_geoms, 0] = p.friction
         model.body_mass[i.base_body] = self.base_mass + p.added_mass
         model.body_ipos[i.base_body] = self.base_ipos + p.com_offset
-        model.actuator_gainprm[i.ctrl, 0] = self.kp * p.motor_strength
-        model.actuator_biasprm[i.ctrl, 1] = -self.kp * p.motor_strength
-        model.actuator_biasprm[i.ctrl, 2] = -self.kd * p.motor_strength
+        kp, kd = p.gains(self.kp, self.kd)
+        model.actuator_gainprm[i.ctrl, 0] = kp
+        model.actuator_biasprm[i.ctrl, 1] = -kp
+        model.actuator_biasprm[i.ctrl, 2] = -kd
         mujoco.mj_setConst(model, self._scratch)  # mass-dependent constants
 
     def push_velocity(self, rng: np.random.Generator, n: int) -> np.ndarray:

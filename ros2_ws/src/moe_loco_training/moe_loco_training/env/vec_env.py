@@ -225,6 +225,15 @@ class MultitaskEnv:
         self._task_gait = np.array([GAIT_NAMES.index(s.gait) for s in specs])[self.task]
         self._task_plane = np.array([s.kind == "plane" for s in specs])[self.task]
         self._task_still = np.array([s.stand_still for s in specs])[self.task]
+        # a plane robot switches gait at a resample only if the other gait walks on a plane
+        # tile of this task set too (a quadrupedal-only set never issues a bipedal command)
+        on_plane = {GAIT_NAMES.index(s.gait) for s in specs if s.kind == "plane"}
+        switch = np.array(
+            [s.kind == "plane" and (1 - GAIT_NAMES.index(s.gait)) in on_plane for s in specs]
+        )
+        self._task_switch = switch[self.task]
+        # every tile a plane: the ground is one plane, leaving a tile ends nothing
+        self._all_plane = all(s.kind == "plane" for s in specs)
 
         # per-robot episode state
         self.level = np.zeros(n, dtype=np.int64)
@@ -239,6 +248,11 @@ class MultitaskEnv:
         self.latency = np.zeros(n, dtype=np.int64)
         self.friction = np.zeros(n)
         self.motor_strength = np.ones((n, 12))
+        self.kp_eff = np.full((n, 12), self.control.kp)
+        self.kd_eff = np.full((n, 12), self.control.kd)
+        self.feet_air = np.zeros((n, 4))
+        self.last_contact = np.zeros((n, 4), dtype=bool)
+        self.tracking_sum = np.zeros(n)
         self.last_action = np.zeros((n, 12))
         self.prev_target = np.tile(self.default_q, (n, 1))
         self.last_dq = np.zeros((n, 12))
@@ -340,7 +354,7 @@ class MultitaskEnv:
         rng = self.rng
         plane = self._task_plane[ids]
         if allow_switch:
-            flip = plane & (rng.random(ids.size) < c.gait_switch_prob)
+            flip = self._task_switch[ids] & (rng.random(ids.size) < c.gait_switch_prob)
             f = ids[flip]
             self.gait[f] = 1 - self.gait[f]
             self.gait_time[f] = 0.0
@@ -349,7 +363,7 @@ class MultitaskEnv:
         frac = self.level[ids] / max(levels - 1, 1)
         scale = c.plane_min_scale + (1.0 - c.plane_min_scale) * frac
         cmd = np.zeros((ids.size, 3))
-        u = rng.random((ids.size, 4))
+        u = rng.random((ids.size, 5))
         for g, name in enumerate(GAIT_NAMES):
             r = c.ranges[name]
             sel = self.gait[ids] == g
@@ -359,7 +373,7 @@ class MultitaskEnv:
                 cmd[:, k] = np.where(sel & plane, v, cmd[:, k])
             lo, hi = c.obstacle_vx[name]
             cmd[:, 0] = np.where(sel & ~plane, lo + (hi - lo) * u[:, 3], cmd[:, 0])
-        cmd[self._task_still[ids]] = 0.0
+        cmd[self._task_still[ids] | (plane & (u[:, 4] < c.zero_prob))] = 0.0
         self.command[ids] = cmd
         self.command_timer[ids] = c.resampling_time_s
 
@@ -392,6 +406,7 @@ class MultitaskEnv:
             self.randomizer.apply(self.models[i], p)
             self.friction[i] = p.friction
             self.motor_strength[i] = p.motor_strength
+            self.kp_eff[i], self.kd_eff[i] = p.gains(self.control.kp, self.control.kd)
             self.latency[i] = p.latency
         self.gait[ids] = self._task_gait[ids]
         self.gait_time[ids] = 0.0
@@ -402,6 +417,9 @@ class MultitaskEnv:
         self.prev_target[ids] = s[:, self._jq]
         self.last_dq[ids] = 0.0
         self._last_sens[ids] = 0.0
+        self.feet_air[ids] = 0.0
+        self.last_contact[ids] = False
+        self.tracking_sum[ids] = 0.0
         interval = cfg.randomization.push_interval_s
         self.push_timer[ids] = rng.uniform(0.0, interval, k) if interval > 0 else np.inf
         self._sample_commands(ids, allow_switch=False)
@@ -416,6 +434,21 @@ class MultitaskEnv:
         obs = self._observe(self.state, self._last_sens)
         z = np.zeros(n)
         return self._pack(obs, z, np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), {}, {})
+
+    def set_commands(self, command: np.ndarray) -> None:
+        """Command every robot (N, 3) (vx, vy [m/s] heading frame, wz [rad/s]) from now on, until
+        the next resample (evaluation: set ``commands.resampling_time_s`` beyond the run)."""
+        command = np.asarray(command, dtype=np.float64)
+        if command.shape != (self.num_envs, 3) or not np.isfinite(command).all():
+            raise ValueError(f"command must be finite, shape ({self.num_envs}, 3)")
+        self.command[:] = command
+
+    def observe(self) -> EnvStep:
+        """The observation of the current state (zero reward, nothing done)."""
+        n = self.num_envs
+        obs = self._observe(self.state, self._last_sens)
+        z = np.zeros(n, bool)
+        return self._pack(obs, np.zeros(n), z, z, z, {}, {})
 
     # ------------------------------------------------------------------ observation
     def _rotation(self, state: np.ndarray) -> np.ndarray:
@@ -549,8 +582,8 @@ class MultitaskEnv:
         sub_states = np.concatenate([start[:, None], out[:, :-1]], axis=1)
         q_sub = sub_states[:, :, self._jq]
         dq_sub = sub_states[:, :, self._jv]
-        strength = self.motor_strength[:, None, :]
-        tau_des = strength * (self.control.kp * (targets - q_sub) - self.control.kd * dq_sub)
+        kp, kd = self.kp_eff[:, None, :], self.kd_eff[:, None, :]
+        tau_des = kp * (targets - q_sub) - kd * dq_sub
         tau = np.clip(tau_des, -self.torque_limit, self.torque_limit)
 
         # the new state
@@ -592,9 +625,19 @@ class MultitaskEnv:
             cfg.terminations,
         )
         time_out = timed_out(self.episode_time, cfg.episode_length_s)
-        time_out |= out_of_tile(x_rel, y_rel, cfg.terrain.tile_length, cfg.terrain.tile_width)
+        if not self._all_plane:
+            time_out |= out_of_tile(x_rel, y_rel, cfg.terrain.tile_length, cfg.terrain.tile_width)
         time_out &= ~term
         done = term | time_out
+
+        # feet air time (legged_gym): a touchdown is contact now or at the last step (the
+        # contact filter of soft ground), after time in the air
+        contact = foot_z > cfg.rewards.contact_threshold
+        touch = contact | self.last_contact
+        self.feet_air += self.dt
+        landed = np.where(touch & (self.feet_air > self.dt), self.feet_air, 0.0)
+        self.feet_air[touch] = 0.0
+        self.last_contact = contact
 
         inputs = rw.RewardInputs(
             command=self.command.copy(),
@@ -621,9 +664,11 @@ class MultitaskEnv:
             action=a,
             last_action=self.last_action,
             terminated=term,
+            feet_air_time=landed,
         )
         reward, terms = rw.compute_rewards(inputs, self.gait, cfg.rewards, self.dt)
         self.episode_return += reward
+        self.tracking_sum += rw.tracking_lin_vel(inputs, cfg.rewards)
 
         self.last_action = a
         self.prev_target = target
@@ -638,6 +683,7 @@ class MultitaskEnv:
             if cfg.curriculum.enabled:
                 distance = x_rel[ids] - self.spawn_x[ids]
                 commanded = np.abs(self.command[ids, 0]) * self.episode_time[ids]
+                steps = np.maximum(np.round(self.episode_time[ids] / self.dt), 1.0)
                 self.level[ids], _, _ = update_levels(
                     self.level[ids],
                     self._task_plane[ids],
@@ -648,6 +694,7 @@ class MultitaskEnv:
                     self.tiles.levels,
                     cfg.curriculum,
                     self.rng,
+                    tracking=self.tracking_sum[ids] / steps,
                 )
             self.reset_ids(ids)
 

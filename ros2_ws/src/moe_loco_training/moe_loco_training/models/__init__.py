@@ -1,6 +1,7 @@
 """The MoE-Loco networks: encoder, estimator, actor/critic LSTMs, MoE heads with a shared gate."""
 
 from moe_loco_training.models.actor_critic import (
+    MODEL_PRESETS,
     ModelConfig,
     ModelOutput,
     MoELocoActorCritic,
@@ -10,11 +11,13 @@ from moe_loco_training.models.actor_critic import (
     compare_parameter_counts,
     format_parameter_counts,
     matched_standard_head,
+    model_config_from_preset,
     parameter_counts,
 )
 from moe_loco_training.models.moe import ExpertHeads, GateNetwork, apply_expert_scale
 
 __all__ = [
+    "MODEL_PRESETS",
     "ExpertHeads",
     "GateNetwork",
     "MoELocoActorCritic",
@@ -27,5 +30,6 @@ __all__ = [
     "compare_parameter_counts",
     "format_parameter_counts",
     "matched_standard_head",
+    "model_config_from_preset",
     "parameter_counts",
 ]

@@ -10,6 +10,12 @@ Data flow (time-major tensors, (T, B, dim); a (B, dim) input is treated as one s
     a_t      = sum_i g_hat_i f_i(h_t)                     eq. (3), mean of the action distribution
     V_t      = sum_i g_hat_i V_i(LSTM_critic([l_t, c_t])) critic MoE mixed by the SAME gate
 
+Where the value loss's gradient goes (``critic_detach``, default True): the critic reads the gate
+and Enc(i_t) detached, so L_value trains only the critic's LSTM and experts. The paper shares the
+gate between the two MoEs and says nothing of its gradients; letting the value loss (weight 1,
+returns of order 10) train the gate, the actor's LSTM and the encoder moved the policy on every
+minibatch whatever its advantages said (KL 0.01-0.02 per minibatch at lr 1e-5 in the v0 run).
+
 The baseline (``head="mlp"``) replaces each MoE by one standard head MLP (Table VI [640, 384, 128])
 and has no gate: it is the same code with a single expert whose gate is identically 1.
 """
@@ -56,6 +62,9 @@ class ModelConfig:
     standard_head_hidden: tuple[int, ...] = (640, 384, 128)
     init_noise_std: float = 1.0
     """Initial standard deviation of the Gaussian action distribution (PPO)."""
+    critic_detach: bool = True
+    """The critic mixes its experts with the actor's gate and reads Enc(i_t), both detached:
+    the value loss trains the critic's LSTM and experts only (see the module docstring)."""
 
     @property
     def estimate_dim(self) -> int:
@@ -83,6 +92,31 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig fields: {unknown}")
         return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+MODEL_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "cpu": {
+        "estimator_rnn_hidden": 64,
+        "estimator_mlp_hidden": (64,),
+        "actor_rnn_hidden": 64,
+        "critic_rnn_hidden": 64,
+        "expert_hidden": (64, 64),
+        "gate_hidden": (32,),
+        "standard_head_hidden": (160, 96, 32),
+    },
+}
+"""Named sizes of the MoE-Loco structure (estimator, LSTMs, 6 experts, one shared gate):
+``paper`` is Table VI (2.49 M parameters, for GPUs); ``cpu`` keeps every part and the six experts
+at a quarter of the widths (0.21 M parameters), sized for training on a 2-core CPU. Both export
+to the same policy-file contract. ``standard_head_hidden`` is the "w/o MoE" baseline's head."""
+
+
+def model_config_from_preset(preset: str, overrides: dict | None = None) -> ModelConfig:
+    """A :class:`ModelConfig`: the named preset's sizes, then ``overrides`` (its field names)."""
+    if preset not in MODEL_PRESETS:
+        raise ValueError(f"unknown model preset {preset!r} (known: {sorted(MODEL_PRESETS)})")
+    return ModelConfig.from_dict({**MODEL_PRESETS[preset], **(overrides or {})})
 
 
 class RecurrentState(NamedTuple):
@@ -241,8 +275,10 @@ class MoELocoActorCritic(nn.Module):
 
         value, critic_state = None, state.critic
         if target is not None:
-            hc, critic_state = self.critic_rnn(torch.cat([target, pc], dim=-1), state.critic)
-            value = self.critic_heads(hc, gate)
+            detach = self.config.critic_detach
+            critic_in = target.detach() if detach else target
+            hc, critic_state = self.critic_rnn(torch.cat([critic_in, pc], dim=-1), state.critic)
+            value = self.critic_heads(hc, gate.detach() if detach else gate)
 
         out = ModelOutput(
             action_mean=action_mean,

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from moe_loco_training.models import ModelConfig
+from moe_loco_training.models import MODEL_PRESETS, ModelConfig, model_config_from_preset
 from moe_loco_training.strict_config import StrictLoader
 
 CONFIG_FILE = "train.yaml"
@@ -161,8 +161,11 @@ class TrainConfig:
     """An environment YAML; None: the packaged ``config/env.yaml``."""
     env: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Dotted-key overrides of the environment configuration for every stage."""
+    model_preset: str = "paper"
+    """The network's sizes: ``paper`` (Table VI, for GPUs) or ``cpu`` (the same structure sized
+    for a 2-core CPU); see ``moe_loco_training.models.MODEL_PRESETS``."""
     model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    """``ModelConfig`` fields (the rest keep the paper's Table VI defaults)."""
+    """``ModelConfig`` fields over the preset's."""
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     pas: PasConfig = field(default_factory=PasConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
@@ -175,6 +178,10 @@ class TrainConfig:
             raise ValueError("iteration_scale must be > 0")
         if self.torch_threads < 0:
             raise ValueError("torch_threads must be >= 0")
+        if self.model_preset not in MODEL_PRESETS:
+            raise ValueError(
+                f"model_preset must be one of {sorted(MODEL_PRESETS)}, got {self.model_preset!r}"
+            )
         if not any(s.enabled for s in self.stages.values()):
             raise ValueError("stages: at least one stage must be enabled")
         try:
@@ -183,8 +190,8 @@ class TrainConfig:
             raise ValueError(f"model: {e}") from None
 
     def model_config(self) -> ModelConfig:
-        """The network sizes (``model`` over the paper's defaults)."""
-        return ModelConfig.from_dict(dict(self.model))
+        """The network sizes (``model`` over the preset's)."""
+        return model_config_from_preset(self.model_preset, dict(self.model))
 
     def schedule(self) -> list[tuple[str, StageConfig, int]]:
         """The enabled stages in order, with their scaled iteration counts."""
