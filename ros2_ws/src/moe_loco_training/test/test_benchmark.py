@@ -74,6 +74,9 @@ def test_standing_still_scores_zero_everywhere(policies):
         assert r.travel_m < 0.3, r
     summary = runner.summarise(results)
     assert all(s["success_rate"] == 0.0 for s in summary.values())
+    # it was commanded 0.5 m/s and stood: the tracking error is the whole command
+    errs = [r.vx_error for r in results if r.vx_error is not None]
+    assert errs and all(e == pytest.approx(0.5, abs=0.05) for e in errs)
     # quadrupedal tracks: it just stands (time cap); bipedal: it never stands up and the
     # Section III-B rule ends the trial once the 1 s grace is over
     for r in results:
@@ -231,3 +234,16 @@ def test_the_quadrupedal_plane_track_is_an_extra_column(policies):
     assert table[1].split()[-2:] == ["Walk", "(q)"]
     travel = table[5].split()
     assert travel[-1] == f"{results[0].travel_m:.2f}" and travel[-2] == "-"
+    # the tracking error row: the trot's speed against the operator's 0.5 m/s
+    err = results[0].vx_error
+    assert err is not None and 0.0 < err < 0.5
+    assert table[6].startswith("vx Tracking Error") and table[6].split()[-1] == f"{err:.3f}"
+
+
+def test_tracking_error_is_the_mean_windowed_speed_error():
+    cmd = [0.5] * 50
+    assert runner.tracking_error([0.5] * 50, cmd, 25) == 0.0
+    # a sway within each window costs nothing; a slow window costs its deficit
+    sway = [0.3, 0.7] * 12 + [0.5] + [0.4] * 25
+    assert runner.tracking_error(sway, cmd, 25) == pytest.approx((0.0 + 0.1) / 2)
+    assert runner.tracking_error([0.5] * 10, [0.5] * 10, 25) is None  # no whole window

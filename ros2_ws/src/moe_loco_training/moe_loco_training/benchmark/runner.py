@@ -29,6 +29,10 @@ contact sensors), when the controller latches DAMP (its safety supervisor), when
 (less than ``stuck_progress_m`` forward in ``stuck_window_s``), or at the time limit or cap.
 Metrics per track (Table I): success rate; average pass time with ``failure_time_s`` (400 s)
 for every failure; average travel distance = forward progress along the track at the end.
+Beside them, the velocity tracking error: over the steps where the operator commands a forward
+speed (from ``tracking_settle_s`` after each change of the commanded speed on), the mean over
+0.5 s windows of |mean v_x - v_cmd|, v_x the base velocity along the gait's heading
+[m/s] (a window of about one stride: the figure is the kept speed, not the sway within a step).
 Trials run in parallel worker processes, each seeded by ``seed + trial``.
 """
 
@@ -127,6 +131,7 @@ class BenchmarkConfig:
     stuck_window_s: float = 30.0
     stuck_progress_m: float = 0.5
     fall_margin_m: float = 0.3
+    tracking_settle_s: float = 1.0
     operator: OperatorConfig = field(default_factory=OperatorConfig)
 
     def __post_init__(self) -> None:
@@ -215,12 +220,15 @@ class BenchmarkHarness(LockstepHarness):
         ]
         super().__init__(policy, controller, config, script=script, scene=scene)
         self.op = op
+        self.last_vx_cmd = 0.0
+        """The forward speed the operator commanded at the last control step [m/s]."""
 
     def operator_command(self, now: float) -> OperatorCommand | None:
         cmd = super().operator_command(now)
         if cmd is None or now < self.op.config.run_request_s - 1e-9:
             return cmd
         vx, vy, wz, gait = self.op.command(now, self.robot.base_pos(), self.robot.base_rotation())
+        self.last_vx_cmd = vx
         return dataclasses.replace(cmd, vx=vx, vy=vy, wz=wz, gait=gait)
 
 
@@ -241,6 +249,22 @@ class TrialResult:
     end_time_s: float
     """When the trial ended (success, failure or cap)."""
     wall_s: float
+    vx_error: float | None = None
+    """Velocity tracking error [m/s] (see the module docstring); None: no scored step."""
+
+
+TRACKING_WINDOW_STEPS = 25
+"""0.5 s of control steps at 50 Hz."""
+
+
+def tracking_error(v: Sequence[float], cmd: Sequence[float], window: int) -> float | None:
+    """Mean over consecutive ``window``-step windows of |mean v - mean cmd| (None: no window)."""
+    n = (len(v) // window) * window
+    if n == 0:
+        return None
+    vw = np.asarray(v[:n]).reshape(-1, window).mean(axis=1)
+    cw = np.asarray(cmd[:n]).reshape(-1, window).mean(axis=1)
+    return float(np.abs(vw - cw).mean())
 
 
 def benchmark_scene(track: str | TrackConfig, contact: str) -> Go2Scene:
@@ -288,9 +312,21 @@ def run_trial(
     outcome = "time_cap" if config.time_cap_s < config.time_limit_s else "time_limit"
     success = False
     end = limit
+    v_log: list[float] = []
+    cmd_log: list[float] = []
+    last_cmd, cmd_since = 0.0, 0.0
     while True:
         h.advance(h.core.control_dt)
         now = h.time
+        vx_cmd = h.last_vx_cmd
+        if vx_cmd != last_cmd:
+            last_cmd, cmd_since = vx_cmd, now
+        if now >= run_at and vx_cmd > 0.0 and now - cmd_since >= config.tracking_settle_s:
+            rot_now = h.robot.base_rotation()
+            yaw = float(heading_yaw(rot_now[None], np.array([h.op.gait]))[0])
+            vw = h.robot.base_lin_vel_world()
+            v_log.append(math.cos(yaw) * float(vw[0]) + math.sin(yaw) * float(vw[1]))
+            cmd_log.append(vx_cmd)
         t = now - run_at
         p = h.robot.base_pos()
         x, y = float(p[0]), float(p[1])
@@ -334,6 +370,7 @@ def run_trial(
         travel_m=travel,
         end_time_s=end,
         wall_s=time.perf_counter() - wall,
+        vx_error=tracking_error(v_log, cmd_log, TRACKING_WINDOW_STEPS),
     )
 
 
@@ -362,8 +399,10 @@ def summarise(results: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for track in dict.fromkeys(r.track for r in results):
         rs = [r for r in results if r.track == track]
+        errs = [r.vx_error for r in rs if r.vx_error is not None]
         out[track] = {
             "trials": len(rs),
+            "vx_error_mps": float(np.mean(errs)) if errs else None,
             "success_rate": float(np.mean([r.success for r in rs])),
             "pass_time_s": float(np.mean([r.pass_time_s for r in rs])),
             "travel_m": float(np.mean([r.travel_m for r in rs])),
@@ -390,6 +429,12 @@ def format_table(summary: dict[str, dict[str, Any]], title: str) -> str:
     ):
         cells = [fmt.format(summary[t][key]) if t in summary else "-" for t, _ in columns]
         rows.append(label.ljust(label_w) + "".join(c.rjust(col_w) for c in cells))
+    cells = [
+        "-" if t not in summary or summary[t].get("vx_error_mps") is None
+        else f"{summary[t]['vx_error_mps']:.3f}"
+        for t, _ in columns
+    ]  # fmt: skip
+    rows.append("vx Tracking Error (m/s) ↓".ljust(label_w) + "".join(c.rjust(col_w) for c in cells))
     outcomes = "; ".join(
         f"{t}: " + ", ".join(f"{o} {n}" for o, n in s["outcomes"].items())
         for t, s in summary.items()
