@@ -76,6 +76,12 @@ def main() -> int:
     ap.add_argument("--domain", type=int, default=1, help="DDS domain of the sim link (1)")
     ap.add_argument("--walk", type=float, default=0.5, help="quadrupedal walking speed [m/s]")
     ap.add_argument("--contact", default="menagerie", help="sim contact preset")
+    ap.add_argument(
+        "--actuation-delay-ms",
+        type=float,
+        default=0.0,
+        help="the sim's motors apply each command this long after it arrived (0)",
+    )
     ap.add_argument("--viewer", action="store_true", help="MuJoCo's live viewer (needs a display)")
     ap.add_argument(
         "--video", action="store_true", help="also render the run to an MP4 (offscreen, OSMesa)"
@@ -113,7 +119,7 @@ def main() -> int:
     bridge_cmd = [
         sys.executable, "-m", "moe_loco_sim.bridge", "--domain", str(a.domain),
         "--interface", "lo", "--contact", a.contact, "--report-every", "0.1",
-        "--exit-with-parent",
+        "--actuation-delay-ms", str(a.actuation_delay_ms), "--exit-with-parent",
     ] + (["--viewer"] if a.viewer else [])  # fmt: skip
     trajectory = run_dir / "trajectory.npz"
     if a.video:

@@ -7,7 +7,9 @@ every physics step (:mod:`moe_loco_sim.motor`), and publishes LowState_ on ``rt/
 convention is the default: DDS domain 1 on ``lo``. Frames published between two physics steps
 repeat the latest physics state with an advancing tick (``--timestep 0.002`` gives a fresh state
 in every frame). Like the robot, it drops LowCmd_ frames with a bad CRC (and non-finite ones),
-counting them. ``rt/wirelesscontroller`` messages (Unitree's gamepad topic), if any, become the
+counting them. ``--actuation-delay-ms`` holds each accepted LowCmd_ back that long (sim time)
+before the motors apply it, for sim-to-sim under a slower link or motor driver than this
+machine's loopback. ``rt/wirelesscontroller`` messages (Unitree's gamepad topic), if any, become the
 remote bytes of LowState_. With ``--report-every`` it prints its counters as one JSON object per
 line on stdout (what tests and benchmarks read)::
 
@@ -15,6 +17,7 @@ line on stdout (what tests and benchmarks read)::
     moe-loco-sim --terrain mixed --viewer         # the Table II runway, in MuJoCo's viewer
     moe-loco-sim --domain 42 --report-every 0.25 --duration 10
     moe-loco-sim --record-trajectory run.npz      # then: moe-loco-render run.npz (an MP4)
+    moe-loco-sim --actuation-delay-ms 10          # every command acts 10 ms after it arrived
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +73,8 @@ class BridgeConfig:
     """Sim seconds per wall second; 0: as fast as possible (one LowState_ per physics step)."""
     max_catchup_steps: int = 20
     """Physics steps per publish at most; further behind, the sim slows down (counted)."""
+    actuation_delay_s: float = 0.0
+    """An accepted LowCmd_ drives the motors from this long (sim time) after its arrival."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.timestep <= DEFAULT_TIMESTEP:
@@ -79,6 +85,10 @@ class BridgeConfig:
             raise ValueError(f"rtf must be a finite number >= 0, got {self.rtf}")
         if not 0 <= self.domain <= 232:
             raise ValueError(f"domain must be in 0..232, got {self.domain}")
+        if not (math.isfinite(self.actuation_delay_s) and 0.0 <= self.actuation_delay_s <= 1.0):
+            raise ValueError(
+                f"actuation delay must be within 0..1000 ms, got {self.actuation_delay_s * 1e3}"
+            )
 
 
 class LowCmdInput:
@@ -214,13 +224,20 @@ class SimBridge:
         self._wall0: float | None = None
         self._sim0 = robot.time
         self._sent0 = 0
+        self._pending: deque[tuple[float, JointCommand]] = deque()
+        """Accepted commands waiting out the actuation delay: (sim time due, command)."""
 
     # ------------------------------------------------------------------ one tick
     def poll_inputs(self) -> None:
         """Take every LowCmd_ that arrived; the newest good one drives the motors from now on."""
+        delay = self.config.actuation_delay_s
         for data in self.ports.take_lowcmd():
             command = self.lowcmd.handle(data)
-            if command is not None:
+            if command is None:
+                continue
+            if delay > 0.0:
+                self._pending.append((self.robot.time + delay, command))
+            else:
                 self.robot.command = command
         for data in self.ports.take_wireless():
             with contextlib.suppress(struct.error):  # a malformed remote message is ignored
@@ -228,6 +245,9 @@ class SimBridge:
 
     def physics_step(self) -> None:
         robot = self.robot
+        pending = self._pending
+        while pending and pending[0][0] <= robot.time + 1e-9:
+            robot.command = pending.popleft()[1]
         robot.begin_step()
         self.frame = robot.frame()
         robot.end_step()
@@ -362,6 +382,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--lowstate-hz", type=float, default=500.0, help="rt/lowstate rate (500)")
     p.add_argument(
+        "--actuation-delay-ms",
+        type=float,
+        default=0.0,
+        help="the motors apply each LowCmd_ this long (sim time) after it arrived (0)",
+    )
+    p.add_argument(
         "--rtf", type=float, default=1.0, help="real-time factor (1); 0: as fast as possible"
     )
     p.add_argument(
@@ -417,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interface=a.interface,
             lowstate_hz=a.lowstate_hz,
             rtf=a.rtf,
+            actuation_delay_s=a.actuation_delay_ms / 1e3,
         )
     except ValueError as e:
         print(f"moe-loco-sim: {e}", file=sys.stderr)

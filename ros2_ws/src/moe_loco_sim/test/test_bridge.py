@@ -134,6 +134,31 @@ def test_bridge_applies_only_good_commands_and_publishes_lowstate():
     assert np.abs(np.array(q) - go2.DEFAULT_STANDING_POSE).max() < 0.05
 
 
+def test_actuation_delay_holds_each_command_back_in_sim_time():
+    ports = FakePorts()
+    bridge = SimBridge(BridgeConfig(spawn="stand", rtf=0.0, actuation_delay_s=0.010), ports)
+    before = bridge.robot.command
+    ports.inbox = [encoded(stand_command(kp=55.0))]
+    bridge.poll_inputs()
+    t0 = bridge.robot.time
+    applied_at = None
+    for _ in range(6):  # physics steps of 5 ms
+        bridge.physics_step()
+        if applied_at is None and np.all(bridge.robot.command.kp == 55.0):
+            applied_at = bridge.robot.time - bridge.config.timestep  # applied before this step
+    assert before is None or not np.all(before.kp == 55.0)
+    assert applied_at == pytest.approx(t0 + 0.010)
+    with pytest.raises(ValueError, match="actuation delay"):
+        BridgeConfig(actuation_delay_s=-0.001)
+    with pytest.raises(ValueError, match="actuation delay"):
+        BridgeConfig(actuation_delay_s=float("nan"))
+    # no delay: the command drives the motors from the next physics step on
+    nodelay = SimBridge(BridgeConfig(spawn="stand", rtf=0.0), ports)
+    ports.inbox = [encoded(stand_command(kp=55.0))]
+    nodelay.poll_inputs()
+    assert np.all(nodelay.robot.command.kp == 55.0)
+
+
 def test_wireless_controller_becomes_the_remote_bytes():
     from unitree_sdk2py.idl.unitree_go.msg.dds_ import WirelessController_
 
