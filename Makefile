@@ -38,6 +38,9 @@ bench-policy: setup
 bench-loop: setup
 	$(PY) benchmarks/bench_loop.py
 
+fuzz: setup
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
+
 bench-faults: setup
 	$(PY) benchmarks/bench_faults.py
 

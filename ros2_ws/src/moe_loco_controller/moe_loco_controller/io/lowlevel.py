@@ -94,6 +94,15 @@ def robot_state_from_values(values: tuple, stamp: float) -> RobotState:
     return state
 
 
+def decode_frame(data: bytes, stamp: float, verify_crc: bool = True) -> RobotState | None:
+    """A serialised LowState_ as a :class:`RobotState` (values flagged, never refused); None if
+    its CRC is wrong; ``ValueError`` if it is no LowState_ at all."""
+    values = cdr.decode_lowstate(data)
+    if verify_crc and cdr.lowstate_values_crc(values) != values[cdr.LS_CRC]:
+        return None
+    return robot_state_from_values(values, stamp)
+
+
 def new_lowcmd() -> Any:
     """A LowCmd_ with the header and every motor idle (stop values, zero gains)."""
     cmd = sdk.default_LowCmd()
@@ -258,13 +267,10 @@ class LowStateReader:
 
     def _handle(self, data: bytes, stamp: float) -> RobotState | None:
         try:
-            values = cdr.decode_lowstate(data)
-            if self._verify_crc and cdr.lowstate_values_crc(values) != values[cdr.LS_CRC]:
-                with self._lock:
-                    self.bad_crc += 1
-                return None
-            state = robot_state_from_values(values, stamp)
+            state = decode_frame(data, stamp, self._verify_crc)
         except Exception:  # a malformed frame must never kill the reader
+            state = None
+        if state is None:
             with self._lock:
                 self.bad_crc += 1
             return None

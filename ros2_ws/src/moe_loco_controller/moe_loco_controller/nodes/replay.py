@@ -588,10 +588,15 @@ class Comparator:
 
 
 def check_run_fits(run: RecordedRun, core: ControlCore) -> None:
-    """``ReplayError`` unless every recorded step can be replayed with this policy: its gaits,
-    expert scales and gate weights must fit the policy (one of another expert count does not)."""
+    """``ReplayError`` unless every recorded step can be replayed with this policy: a known mode,
+    a finite clock, and gaits, expert scales and gate weights that fit the policy (one of another
+    expert count does not)."""
     n, gaits = core.policy.num_experts, len(core.metadata.gaits)
     for s in run.steps:
+        if s.mode not in _MODES:
+            raise ReplayError(f"step {s.step} was recorded in mode {s.mode}, no controller mode")
+        if not math.isfinite(s.control_time):
+            raise ReplayError(f"step {s.step} has no finite control time ({s.control_time})")
         if not 0 <= s.gait < gaits:
             raise ReplayError(
                 f"step {s.step} was recorded in gait {s.gait}; this policy has {gaits} gaits"
@@ -628,9 +633,14 @@ def replay_core(
     config: Config,
     faults: Faults = Faults(),
     tolerance: float = 1e-6,
+    runtime: PolicyRuntime | None = None,
 ) -> ReplayReport:
-    """Every recorded step through a fresh :class:`ControlCore` (see the module docstring)."""
-    policy = PolicyRuntime(policy_path, device="cpu")
+    """Every recorded step through a fresh :class:`ControlCore` (see the module docstring).
+
+    ``runtime``: that policy file already loaded, to reuse (its state and scale are reset)."""
+    policy = runtime if runtime is not None else PolicyRuntime(policy_path, device="cpu")
+    policy.reset()
+    policy.set_expert_scale(np.ones(policy.num_experts))
     core = ControlCore(policy, config.control)
     check_run_fits(run, core)
     plan, fault_text = plan_deliveries(run, faults)
