@@ -30,7 +30,7 @@ import numpy as np
 from rclpy.node import Node
 
 from moe_loco_controller.core.config import Config
-from moe_loco_controller.core.controller import ControlCore, OperatorCommand, StepResult
+from moe_loco_controller.core.controller import ControlCore, Mode, OperatorCommand, StepResult
 from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
 from moe_loco_controller.core.safety import Fault
@@ -85,6 +85,7 @@ class ControllerNode(Node):
         self.tick_errors = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._stream_thread: threading.Thread | None = None  # started before the control loop
         self._last_tick: float | None = None
         self.loop_stats = LoopStats()
         self.stream_stats = LoopStats()
@@ -193,7 +194,8 @@ class ControllerNode(Node):
         external = self.link.faults() if self.link is not None else ()
         with self._fault_lock:
             node_faults, self._node_faults = self._node_faults, {}
-        if self._threads and self.link is not None and not self._threads[-1].is_alive():
+        stream = self._stream_thread
+        if stream is not None and not stream.is_alive() and not self._stop.is_set():
             node_faults.setdefault(Fault.LOWCMD_STREAM, "the LowCmd_ stream thread is dead")
         operator = self._operator
         if operator is not None and self._pending_request:
@@ -273,6 +275,11 @@ class ControllerNode(Node):
         # then hold the control thread past its deadline. 0.5 ms keeps the loops on time.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         dt = self.core.control_dt
+        # a restart streams nothing of the last run's targets: zero torque in PASSIVE, else
+        # damping, until the first step of this run (the watchdog arms with it)
+        idle = JointCommand.zero_torque() if self.core.mode == Mode.PASSIVE else self._damping
+        self._out = (idle, None)
+        self._hold_damping = False
         if naive:
             control: Callable[[], Any] = lambda: naive_loop(  # noqa: E731
                 dt, self.control_tick, self._stop, clock=self.clock, stats=self.loop_stats
@@ -293,8 +300,9 @@ class ControllerNode(Node):
                     target=stream.run, args=(self._stop,), name="moe_loco_lowcmd", daemon=True
                 )
             )
-        for t in self._threads:
+        for t in reversed(self._threads):  # the stream first: the loop checks it is alive
             t.start()
+        self._stream_thread = self._threads[1] if len(self._threads) > 1 else None
 
     def stop(self, damp: bool = True) -> None:
         """Stop the loops; with a link, leave the motors damped (a last DAMP command is sent)."""
@@ -302,6 +310,7 @@ class ControllerNode(Node):
         for t in self._threads:
             t.join(timeout=2.0)
         self._threads = []
+        self._stream_thread = None
         self._stop = threading.Event()
         if not damp:
             return

@@ -9,7 +9,8 @@ Every ``--nan-every``-th frame (valid CRC) carries NaN in q[4] and an out-of-ran
 With ``--follow`` it is a kinematic robot instead: upright and still, crouched at start, each
 joint moving toward the latest rt/lowcmd position target (first order, 0.1 s) while its kp > 0.
 It checks every LowCmd_ it receives (CRC, finite values) and prints a JSON line of counts every
-0.25 s, so tests can judge the command stream from outside the controller's process.
+0.25 s (with the gaps between LowCmd_ arrivals since the last line, in ms), so tests and the
+benchmark can judge the command stream from outside the controller's process.
 Exits after ``--duration`` seconds or when its parent process disappears.
 """
 
@@ -81,15 +82,20 @@ class Follower:
         self.q = CROUCH.copy()
         self.target: np.ndarray | None = None
         self.lock = threading.Lock()
-        self.stats = {"count": 0, "bad_crc": 0, "non_finite": 0, "kp": [], "kd": []}
+        self.stats = {"count": 0, "bad_crc": 0, "non_finite": 0, "kp": [], "kd": [], "gaps": []}
+        self._last_arrival: float | None = None
         self.sub = sdk.ChannelSubscriber(go2.TOPIC_LOWCMD, sdk.LowCmd_)
         self.sub.Init(self._on_cmd, 10)
 
     def _on_cmd(self, cmd: object) -> None:
         m = cmd.motor_cmd
         values = [v for c in m for v in (c.q, c.dq, c.kp, c.kd, c.tau)]
+        now = time.monotonic()
         with self.lock:
             s = self.stats
+            if self._last_arrival is not None:  # ms between LowCmd_ arrivals, since last report
+                s["gaps"].append(round((now - self._last_arrival) * 1e3, 4))
+            self._last_arrival = now
             s["count"] += 1
             s["bad_crc"] += int(lowcmd_crc(cmd) != cmd.crc)
             s["non_finite"] += int(not all(math.isfinite(v) for v in values))
@@ -137,6 +143,7 @@ def main() -> int:
             next_report += 0.25
             with follower.lock:
                 print(json.dumps({"t": time.monotonic(), **follower.stats}), flush=True)
+                follower.stats["gaps"] = []
         bad = a.bad_every > 0 and k % a.bad_every == a.bad_every - 1
         nan = a.nan_every > 0 and k % a.nan_every == a.nan_every - 1
         pub.Write(follower.frame(k) if follower else make_frame(k, bad, nan))
