@@ -331,3 +331,62 @@ for _ in range(3000):
     w.send(JointCommand.zero_torque())
     time.sleep(0.01)
 """
+
+
+def test_an_exception_in_a_tick_damps_over_dds_and_the_estop_still_counts(harness, wait):
+    h, peer = harness()
+    assert wait(lambda: h.node.latest_state() is not None, timeout=10)
+    assert h.wait_mode(wait, "STAND", request=LocoCommand.REQUEST_STAND)
+    reader_latest = h.link.reader.latest
+
+    def broken():  # a fault injected into the real reader: the tick raises from inside
+        raise RuntimeError("injected reader failure")
+
+    h.link.reader.latest = broken
+    try:  # every tick fails before the core: the stream damps at once, the loop lives on
+        assert wait(lambda: peer.reports[-1]["kp"] == [0.0] * 12, timeout=5)
+        assert wait(lambda: h.node.tick_errors >= 5, timeout=5)
+        assert all(t.is_alive() for t in h.node._threads)
+    finally:
+        h.link.reader.latest = reader_latest
+    # the first step that runs again latches the fault, naming the exception
+    assert h.wait_mode(wait, "DAMP", timeout=5, request=LocoCommand.REQUEST_NONE)
+    assert "control_error" in h.status.faults
+    assert "injected reader failure" in h.node.core.latched["control_error"]
+    h.send(estop=True)  # the loop is alive: the e-stop latches too
+    assert wait(lambda: h.status is not None and "estop" in h.status.faults, timeout=5)
+    h.keep_alive(0.3)
+    report = peer.reports[-1]
+    assert report["kp"] == [0.0] * 12 and report["kd"] == [2.0] * 12
+    assert report["non_finite"] == 0 and report["bad_crc"] == 0
+
+
+def test_a_command_the_wire_refuses_is_replaced_by_damping_and_the_stream_lives(harness, wait):
+    from moe_loco_controller.core.robot_state import JointCommand
+
+    h, peer = harness()
+    assert wait(lambda: h.node.latest_state() is not None, timeout=10)
+    assert h.wait_mode(wait, "STAND", request=LocoCommand.REQUEST_STAND)
+    h.keep_alive(0.3)
+    # (1) the core: a stand gain beyond float32 (what kp 1e39 in a policy's metadata did; that
+    # is refused at load now) is caught by the command check before the stream sees it
+    h.node.core._stand_kp = np.full(12, 1e39)
+    assert h.wait_mode(wait, "DAMP", timeout=5, request=LocoCommand.REQUEST_NONE)
+    assert "bad_command" in h.status.faults
+    assert "kp not finite as float32" in h.node.core.latched["bad_command"]
+    # (2) the stream: handed such a command anyway, it sends damping and goes on (it died of
+    # an OverflowError, leaving the robot on its last command)
+    h.node.stop(damp=False)
+    bad = JointCommand(
+        q=np.zeros(12), dq=np.zeros(12), kp=np.full(12, 1e39), kd=np.ones(12), tau=np.zeros(12)
+    )
+    n = peer.reports[-1]["count"]
+    for _ in range(200):
+        h.node._out = (bad, h.node.clock())
+        h.node._stream_tick(0.0, 0.0)
+        time.sleep(0.002)
+    assert h.node.stream_errors == 200
+    assert "lowcmd_stream" in h.node._node_faults
+    assert wait(lambda: peer.reports[-1]["count"] >= n + 150, timeout=5)
+    report = peer.reports[-1]
+    assert report["non_finite"] == 0 and report["kp"] == [0.0] * 12 and report["kd"] == [2.0] * 12

@@ -110,3 +110,18 @@ def test_lowcmd_on_the_wire_carries_a_crc_the_sdk_accepts(unitree_channels, wait
     np.testing.assert_allclose(
         [m.q for m in msg.motor_cmd[:12]], go2.DEFAULT_STANDING_POSE, atol=1e-6
     )
+
+
+def test_a_frame_is_as_old_as_its_arrival_not_its_reading(robot_peer, wait):
+    reader = LowStateReader()  # polling mode, as the controller uses it
+    try:
+        peer = robot_peer("--rate", "200", "--duration", "1.0")
+        assert wait(lambda: reader.samples > 0, timeout=20)
+        peer.wait(timeout=20)  # the robot has stopped talking
+        time.sleep(0.5)
+        state = reader.latest()  # read now, for the first time
+        assert state is not None
+        # it arrived >= 0.5 s ago: so old it reads (it read as fresh: stamped when taken)
+        assert time.monotonic() - state.stamp >= 0.5
+    finally:
+        reader.close()
