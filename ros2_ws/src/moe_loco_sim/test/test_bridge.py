@@ -62,7 +62,7 @@ def test_idle_and_stop_values_give_no_torque():
 
 
 def test_lowcmd_values_map_motors_in_sdk_order_and_switch_off_non_servo_modes():
-    q = np.arange(12) * 0.1
+    q = go2.DEFAULT_STANDING_POSE + 0.01 * np.arange(12)  # distinct targets, inside the ranges
     values = list(cdr.decode_lowcmd(encoded(stand_command(q=q, tau=0.5))))
     c = command_from_lowcmd_values(values)
     np.testing.assert_allclose(c.q, q, atol=1e-6)
