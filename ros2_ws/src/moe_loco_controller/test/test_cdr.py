@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from test_crc import random_lowcmd, random_lowstate
 
+from moe_loco_controller.core import go2
 from moe_loco_controller.core.robot_state import JointCommand
 from moe_loco_controller.io import cdr
 from moe_loco_controller.io.crc import lowcmd_crc, lowstate_crc, pack_lowstate
@@ -45,7 +46,7 @@ def test_lowcmd_encode_matches_cyclonedds():
 
 def test_writer_encoding_is_the_idl_lowcmd(unitree_channels):
     cmd = JointCommand(
-        q=np.linspace(-1, 1, 12),
+        q=go2.DEFAULT_STANDING_POSE + np.linspace(-0.1, 0.1, 12),  # inside every joint's range
         dq=np.zeros(12),
         kp=np.full(12, 40.0),
         kd=np.full(12, 0.5),
@@ -55,7 +56,7 @@ def test_writer_encoding_is_the_idl_lowcmd(unitree_channels):
     try:
         assert writer.encode(cmd) == build_lowcmd(cmd).serialize()
         bad = JointCommand(*(np.full(12, np.nan),) * 5)
-        with pytest.raises(ValueError, match="non-finite"):
+        with pytest.raises(ValueError, match="q not finite as float32"):
             writer.encode(bad)
     finally:
         writer.close()

@@ -250,6 +250,10 @@ class ControlCore:
             events.append(f"{self.mode.name} -> DAMP")
             self.mode = Mode.DAMP
         self.step_count += 1
+        try:
+            age = math.inf if state is None else float(now - state.stamp)
+        except Exception:  # a state so broken it has no usable stamp
+            age = math.inf
         status = CoreStatus(
             mode=self.mode,
             gait=self.gait,
@@ -260,7 +264,7 @@ class ControlCore:
             estimated_lin_vel=self._estimate_vel.copy(),
             faults=tuple(self.latched),
             fault_details=tuple(self.latched.values()),
-            state_age_s=math.inf if state is None else float(now - state.stamp),
+            state_age_s=age,
             stand_progress=0.0,
         )
         return StepResult(JointCommand.damping(self.config.damp_kd), status, tuple(events))
