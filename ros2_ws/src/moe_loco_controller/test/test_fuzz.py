@@ -43,8 +43,11 @@ from moe_loco_controller.io.lowlevel import decode_frame
 
 EXAMPLES = int(os.environ.get("MOE_LOCO_FUZZ_EXAMPLES", "60"))
 REPORT = os.environ.get("MOE_LOCO_FUZZ_REPORT")
+BATCH = 2000
+"""Hypothesis keeps a tree of every case of a run (it slows down and grows past 1 GB towards
+10**5 cases), so a long campaign is many runs of at most this many cases, each freshly seeded."""
 FUZZ = settings(
-    max_examples=EXAMPLES,
+    max_examples=min(EXAMPLES, BATCH),
     deadline=None,
     database=None,  # no .hypothesis/ directory in the tree
     suppress_health_check=list(HealthCheck),
@@ -70,6 +73,16 @@ class Tally:
             if len(self.first) < 3:
                 tb = traceback.format_exception(e)[-3:]
                 self.first.append(f"{describe()[:400]}\n{''.join(tb)}")
+
+    def campaign(self, target: Callable[..., None], *args: object) -> None:
+        """Run the Hypothesis target ``target(*args, self)`` until ``EXAMPLES`` cases have run
+        (one run in ``make test``; batches of ``BATCH`` in a long campaign), then report."""
+        while self.cases < EXAMPLES:
+            before = self.cases
+            target(*args, self)
+            if self.cases == before:  # the strategy has no more distinct cases to give
+                break
+        self.finish()
 
     def finish(self) -> None:
         if REPORT:
@@ -253,9 +266,7 @@ def _lowstate_case(core, tally, frame, mode, age):
 
 
 def test_fuzz_lowstate_decode_and_safety(core):
-    tally = Tally("lowstate_safety")
-    _lowstate_case(core, tally)
-    tally.finish()
+    Tally("lowstate_safety").campaign(_lowstate_case, core)
 
 
 # ---------------------------------------------------------------------- 2. policy metadata
@@ -288,9 +299,7 @@ def _metadata_case(base, tally, doc):
 def test_fuzz_policy_metadata_parser():
     import policy_factory
 
-    tally = Tally("policy_metadata")
-    _metadata_case(policy_factory.metadata().to_dict(), tally)
-    tally.finish()
+    Tally("policy_metadata").campaign(_metadata_case, policy_factory.metadata().to_dict())
 
 
 # ---------------------------------------------------------------------- 3. config loader
@@ -323,9 +332,7 @@ def _config_case(base, tmp, tally, data):
 def test_fuzz_config_loader(tmp_path):
     from moe_loco_controller.core.config import load_config
 
-    tally = Tally("config")
-    _config_case(to_dict(load_config()), tmp_path / "controller.yaml", tally)
-    tally.finish()
+    Tally("config").campaign(_config_case, to_dict(load_config()), tmp_path / "controller.yaml")
     with pytest.raises(ConfigError):  # and the strict parser really is what load_config uses
         from_dict(parse_yaml("device: cpu\ndevice: cpu\n", "x"))
 
@@ -396,9 +403,7 @@ def _handlers_case(node, tally, req_weights, preset, gait, cmd, mode):
 
 
 def test_fuzz_service_and_command_handlers(node):
-    tally = Tally("handlers")
-    _handlers_case(node, tally)
-    tally.finish()
+    Tally("handlers").campaign(_handlers_case, node)
 
 
 # ---------------------------------------------------------------------- 5. bag reader
@@ -440,9 +445,9 @@ def _bag_case(original, tmp, tally, data):
 
 def test_fuzz_bag_reader(small_bag, tmp_path):
     bag, _ = small_bag
-    tally = Tally("bag_reader")
-    _bag_case((bag / "bag.mcap").read_bytes(), tmp_path / "fuzzed.mcap", tally)
-    tally.finish()
+    Tally("bag_reader").campaign(
+        _bag_case, (bag / "bag.mcap").read_bytes(), tmp_path / "fuzzed.mcap"
+    )
 
 
 # ---------------------------------------------------------------------- 6. replay
@@ -503,6 +508,4 @@ def test_fuzz_replay(small_bag, policy_path):
     run = load_run(bag)
     run = dataclasses.replace(run, steps=run.steps[:70])  # PASSIVE, STAND, RUN, a gait switch
     assert {s.mode for s in run.steps} == {0, 1, 2}
-    tally = Tally("replay")
-    _replay_case(run, policy_path, PolicyRuntime(policy_path), cfg, tally)
-    tally.finish()
+    Tally("replay").campaign(_replay_case, run, policy_path, PolicyRuntime(policy_path), cfg)
