@@ -539,3 +539,12 @@ def test_expert_scale_is_judged_in_float32_the_type_the_policy_gets(make_policy,
     with pytest.raises(ValueError, match=reason):
         rt.set_expert_scale(weights)
     assert list(rt.expert_scale) == [0.0, 2.0, 1.0, 0.0, 0.0, 0.0]  # unchanged
+
+
+def test_a_presets_file_that_repeats_a_name_is_refused(tmp_path):
+    from moe_loco_controller.core.expert_presets import ExpertPresetError, load_expert_presets
+
+    p = tmp_path / "presets.yaml"
+    p.write_text("version: 1\npresets:\n  a: {fill: 1.0}\n  a: {fill: 2.0}\n")
+    with pytest.raises(ExpertPresetError, match="duplicate key 'a'"):
+        load_expert_presets(p)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from moe_loco_controller.core.controller import ControllerConfig
 from moe_loco_controller.core.joystick import JoyMapping, JoystickConfig
 from moe_loco_controller.core.ros_names import check_namespace
 from moe_loco_controller.core.safety import SafetyLimits
+from moe_loco_controller.core.strict_yaml import load_strict_yaml
 
 CONFIG_FILE = "controller.yaml"
 
@@ -126,40 +125,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's when built
-    """YAML's safe loader, refusing a mapping that repeats a key (YAML says the last one wins,
-    which silently drops the first)."""
-
-
-def _mapping_without_duplicates(loader: Any, node: yaml.MappingNode) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:  # an unhashable key: the mapping constructor reports it
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
-
-
 def parse_yaml(text: str, source: str) -> Any:
     """A YAML document, strictly (no repeated key); ``ConfigError`` naming ``source`` else."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+        return load_strict_yaml(text)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def _section(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:

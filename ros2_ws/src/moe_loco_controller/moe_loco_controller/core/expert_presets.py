@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from moe_loco_controller.core.strict_yaml import load_strict_yaml
 
 PRESETS_FILE = "expert_presets.yaml"
 PRESETS_VERSION = 1
@@ -176,7 +177,7 @@ def load_expert_presets(path: str | os.PathLike[str] | None = None) -> dict[str,
     except OSError as e:
         raise ExpertPresetError(f"cannot read expert presets {p}: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ExpertPresetError(f"{p}: not valid YAML ({e})") from None
+        data = load_strict_yaml(text)
+    except ValueError as e:
+        raise ExpertPresetError(f"{p}: {e}") from None
     return parse_expert_presets(data, str(p))
