@@ -38,7 +38,8 @@ class RobotState:
     remote_axes: np.ndarray = field(default_factory=lambda: np.zeros(5))
     """Go2 remote sticks: lx, ly, rx, ry, L2."""
     stamp: float = 0.0
-    """When the frame was received, on the controller's monotonic clock [s]."""
+    """When the frame arrived, on the controller's monotonic clock [s], less any delivery delay
+    the link measured (the wire layer stamps it in the DDS listener, not when it is read)."""
     crc_ok: bool = True
     """False if the frame failed its CRC check (it must not be used to control)."""
     problems: tuple[str, ...] = ()
