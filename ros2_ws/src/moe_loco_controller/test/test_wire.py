@@ -130,3 +130,22 @@ def test_damping_and_zero_torque_commands():
     damp = build_lowcmd(JointCommand.damping(2.0))
     assert all(m.kp == 0 and m.kd == 2.0 and m.dq == 0 for m in damp.motor_cmd[:12])
     assert lowcmd_crc(damp) == damp.crc
+
+
+def test_delivery_delay_from_source_timestamps():
+    from moe_loco_controller.io.lowlevel import DeliveryDelay
+
+    d = DeliveryDelay()
+    clock_offset = 12.345  # the robot's clock is not ours
+    t = 1000.0
+    for k in range(100):  # 500 Hz, 1 ms latency
+        t = 1000.0 + 0.002 * k
+        assert d.excess(t + 0.001, round((t - clock_offset) * 1e9)) == pytest.approx(0, abs=1e-6)
+    # a frame published 1 s ago and delivered now (2 ms slower than usual) is 1.002 s late
+    late_frame = d.excess(t + 0.003, round((t - 1.0 - clock_offset) * 1e9))
+    assert late_frame == pytest.approx(1.002, abs=1e-4)
+    # a clock that steps by 0.5 s: late frames for 2 s, then the new offset is the base
+    late = [d.excess(t + 0.5 + 0.002 * k, round((t + 0.002 * k - clock_offset) * 1e9))
+            for k in range(1, 1500)]  # fmt: skip
+    assert late[0] == pytest.approx(0.499, abs=1e-4) and late[-1] == 0.0
+    assert d.rebases == 1

@@ -177,13 +177,19 @@ class DeliveryDelay:
     difference between the two machines' clocks; its lowest value seen (allowed to rise by
     ``drift`` seconds per second, for clocks that drift apart) is the fastest delivery. A frame's
     excess over it is how long it sat somewhere before arriving: a frame published 1 s ago and
-    delivered now is 1 s old, whatever its arrival says.
+    delivered now is 1 s old, whatever its arrival says. Every frame late by the same amount for
+    ``rebase_s`` is a step of one of the clocks, not a delay: the excess is measured from there on
+    (the frames in between read as stale, and the controller damps: safe, and visible).
     """
 
-    def __init__(self, drift: float = 1e-4) -> None:
+    def __init__(self, drift: float = 1e-4, rebase_s: float = 2.0, late_s: float = 0.02) -> None:
         self.drift = drift
+        self.rebase_s = rebase_s
+        self.late_s = late_s
         self._base: float | None = None
         self._at = 0.0
+        self._late_since: float | None = None
+        self.rebases = 0
 
     def excess(self, arrival_wall: float, source_ns: int) -> float:
         offset = arrival_wall - source_ns * 1e-9
@@ -192,7 +198,16 @@ class DeliveryDelay:
         else:
             self._base = min(self._base + self.drift * max(0.0, arrival_wall - self._at), offset)
         self._at = arrival_wall
-        return max(0.0, offset - self._base)
+        excess = max(0.0, offset - self._base)
+        if excess <= self.late_s:
+            self._late_since = None
+        elif self._late_since is None:
+            self._late_since = arrival_wall
+        elif arrival_wall - self._late_since > self.rebase_s:
+            self._base, self._late_since = offset, None
+            self.rebases += 1
+            excess = 0.0
+        return excess
 
 
 class LowStateReader:
