@@ -3,6 +3,8 @@ policies refused at load because their metadata could only produce commands it r
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moe_loco_controller.core import go2
 from moe_loco_controller.core.command_guard import (
@@ -96,3 +98,19 @@ def test_policy_bounds_name_the_joint(make_policy, urdf_order):
     with pytest.raises(PolicyFileError, match=r"FL_calf_joint") as e:
         check_policy_bounds(dataclasses.replace(meta, default_joint_pos=bad))
     assert e.value.field == "default_joint_pos[2]"
+
+
+component = st.one_of(
+    st.floats(width=32, allow_nan=True, allow_infinity=True),
+    st.floats(-3.0, 3.0),
+    st.sampled_from([0.0, 40.0, 200.0, 200.5, 10.0, 10.01, go2.POS_STOP_F, go2.VEL_STOP_F, 1e39]),
+)
+
+
+@given(values=st.lists(st.lists(component, min_size=12, max_size=12), min_size=5, max_size=5))
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+def test_the_fast_path_agrees_with_the_itemised_check(values):
+    from moe_loco_controller.core.command_guard import _fits, _problems
+
+    cmd = JointCommand(*(np.array(v) for v in values))
+    assert _fits(cmd) == (not _problems(cmd))
