@@ -277,6 +277,8 @@ class MultitaskEnv:
 
     # ------------------------------------------------------------------ state (exact resume)
     _SCALAR_STATE = ("_initialised",)
+    _SCRATCH = ("_out_state", "_out_sens", "_ctrl")
+    """Buffers every step overwrites before reading: not state (2 MB of a 512-robot snapshot)."""
 
     def state_dict(self) -> dict:
         """Everything that evolves in the environment, as tensors and plain values
@@ -286,7 +288,7 @@ class MultitaskEnv:
         arrays = {
             k: torch.from_numpy(v.copy())
             for k, v in vars(self).items()
-            if isinstance(v, np.ndarray)
+            if isinstance(v, np.ndarray) and k not in self._SCRATCH
         }
         models = {
             f: torch.from_numpy(np.stack([getattr(m, f) for m in self.models]))
