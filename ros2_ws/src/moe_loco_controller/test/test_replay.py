@@ -371,7 +371,9 @@ def test_a_footerless_bag_with_a_name_that_is_not_utf8_is_unusable(demo, tmp_pat
     assert at > 0
     data[at] = 0xFF  # the schema's name is no longer UTF-8
     path = tmp_path / "cut.mcap"
-    path.write_bytes(bytes(data[: len(data) // 2]))  # and the footer is gone
+    # and the footer is gone (cut inside the summary: the recorder may have written the whole
+    # run as one chunk, and a cut through it leaves nothing to read, name or not)
+    path.write_bytes(bytes(data[: len(data) - 64]))
     assert main([str(path)]) in (1, 2)  # used to be a UnicodeDecodeError traceback
     err = capsys.readouterr().err
     assert "Traceback" not in err and "not UTF-8" in err, err
