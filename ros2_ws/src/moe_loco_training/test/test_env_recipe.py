@@ -49,12 +49,10 @@ def test_a_quadrupedal_only_task_set_never_issues_a_bipedal_command(make_config)
 def test_plane_only_world_has_no_tile_edges_but_obstacle_tiles_do(make_config):
     """Every tile a plane: the ground is one plane and walking off a tile ends nothing (v0 reset a
     robot walking at 0.5 m/s after 1.5-4 s); with obstacle tiles leaving the tile is a time-out."""
+    bar = vars(make_config(2).terrain.tasks["bar_q"])
     for ends in (False, True):
-        changes = {"randomization.enabled": False, "terrain.tasks": QUAD_PLANE}
-        cfg = make_config(2, **changes)
-        if ends:
-            full = make_config(2).terrain.tasks
-            cfg = cfg.replace(**{"terrain.tasks": {k: vars(full[k]) for k in ("plane_q", "bar_q")}})
+        tasks = {**QUAD_PLANE, "bar_q": bar} if ends else QUAD_PLANE
+        cfg = make_config(2, **{"randomization.enabled": False, "terrain.tasks": tasks})
         with MultitaskEnv(cfg) as env:
             env.reset()
             i = int(np.flatnonzero(env.task == env.task_names.index("plane_q"))[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch.nn import functional as F  # noqa: N812
@@ -293,3 +295,6 @@ def test_model_presets_keep_the_structure_and_one_switch_picks_them():
     counts = parameter_counts(cpu).parts
     assert all(counts[k] > 0 for k in ("estimator", "actor_rnn", "actor_heads", "gate"))
     assert m.actor_heads.num_experts == 6
+    # its "w/o MoE" head matches the MoE model's parameter count (within 1 %)
+    base = parameter_counts(replace(cpu, head="mlp")).total
+    assert abs(base - n_cpu) / n_cpu < 0.01, (base, n_cpu)

@@ -126,6 +126,24 @@ def heading_yaw(rot: np.ndarray, gait: np.ndarray) -> np.ndarray:
     return np.arctan2(fwd[:, 1], fwd[:, 0])
 
 
+def heading_velocity(
+    rot: np.ndarray, v_world: np.ndarray, w_body: np.ndarray, gait: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) base velocity in the heading frame (the gait's forward axis' yaw; z stays world
+    up) and (N,) world-z yaw rate, from rotations (N, 3, 3), world velocity and body rates."""
+    yaw = heading_yaw(rot, gait)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    v_head = np.stack(
+        [
+            cy * v_world[:, 0] + sy * v_world[:, 1],
+            -sy * v_world[:, 0] + cy * v_world[:, 1],
+            v_world[:, 2],
+        ],
+        axis=1,
+    )
+    return v_head, np.einsum("nj,nj->n", rot[:, 2, :], w_body)
+
+
 def _writable(spec: ObservationSpec) -> ObservationSpec:
     """The same spec with writable scale arrays (torch refuses to wrap read-only ones)."""
 
@@ -445,6 +463,13 @@ class MultitaskEnv:
             raise ValueError(f"command must be finite, shape ({self.num_envs}, 3)")
         self.command[:] = command
 
+    def base_heading_velocity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Now: (N, 3) base velocity in the heading frame and (N,) yaw rate, as rewarded."""
+        s = self.state
+        v = s[:, self._qvel0 : self._qvel0 + 3]
+        w = s[:, self._qvel0 + 3 : self._qvel0 + 6]
+        return heading_velocity(self._rotation(s), v, w, self.gait)
+
     def observe(self) -> EnvStep:
         """The observation of the current state (zero reward, nothing done)."""
         n = self.num_envs
@@ -594,17 +619,7 @@ class MultitaskEnv:
         gravity = -rot[:, 2, :]
         v_world = new[:, self._qvel0 : self._qvel0 + 3]
         w_body = new[:, self._qvel0 + 3 : self._qvel0 + 6]
-        yaw = heading_yaw(rot, self.gait)
-        cy, sy = np.cos(yaw), np.sin(yaw)
-        v_head = np.stack(
-            [
-                cy * v_world[:, 0] + sy * v_world[:, 1],
-                -sy * v_world[:, 0] + cy * v_world[:, 1],
-                v_world[:, 2],
-            ],
-            axis=1,
-        )
-        yaw_rate = np.einsum("nj,nj->n", rot[:, 2, :], w_body)
+        v_head, yaw_rate = heading_velocity(rot, v_world, w_body, self.gait)
         link_force = -sens_last[:, self.link_adr]
         foot_z = -sens_last[:, self.foot_adr[:, 2]]
         calf_z = link_force[:, list(CALF_LINKS), 2] - foot_z

@@ -103,13 +103,15 @@ MODEL_PRESETS: dict[str, dict] = {
         "critic_rnn_hidden": 64,
         "expert_hidden": (64, 64),
         "gate_hidden": (32,),
-        "standard_head_hidden": (160, 96, 32),
+        "standard_head_hidden": (230, 138, 46),
     },
 }
 """Named sizes of the MoE-Loco structure (estimator, LSTMs, 6 experts, one shared gate):
 ``paper`` is Table VI (2.49 M parameters, for GPUs); ``cpu`` keeps every part and the six experts
 at a quarter of the widths (0.21 M parameters), sized for training on a 2-core CPU. Both export
-to the same policy-file contract. ``standard_head_hidden`` is the "w/o MoE" baseline's head."""
+to the same policy-file contract. ``standard_head_hidden`` is the "w/o MoE" baseline's head,
+widened to the MoE model's total parameter count (``matched_standard_head``), as
+``train_wo_moe.yaml`` does for the paper preset."""
 
 
 def model_config_from_preset(preset: str, overrides: dict | None = None) -> ModelConfig:

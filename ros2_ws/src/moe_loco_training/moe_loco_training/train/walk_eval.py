@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from moe_loco_training.env import EnvConfig, MultitaskEnv, load_env_config
-from moe_loco_training.env.vec_env import heading_yaw
 from moe_loco_training.models import MoELocoActorCritic, Privileged
 
 
@@ -149,7 +148,8 @@ def evaluate_walking(
             )
             obs = env.step(out.action_mean)
             fell |= obs.done.numpy()
-            v_log[k], w_log[k] = _heading_velocity(env)
+            v_head, w_log[k] = env.base_heading_velocity()
+            v_log[k] = v_head[:, :2]
             state = out.state
     if was_training:
         model.train()
@@ -172,16 +172,3 @@ def evaluate_walking(
             )
         )
     return WalkReport(tuple(results))
-
-
-def _heading_velocity(env: MultitaskEnv) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) base velocity in the heading frame and (N,) world-z yaw rate, now."""
-    s = env.state
-    rot = env._rotation(s)
-    v = s[:, env._qvel0 : env._qvel0 + 3]
-    w_body = s[:, env._qvel0 + 3 : env._qvel0 + 6]
-    yaw = heading_yaw(rot, env.gait)
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    vh = np.stack([cy * v[:, 0] + sy * v[:, 1], -sy * v[:, 0] + cy * v[:, 1]], axis=1)
-    wz = np.einsum("nj,nj->n", rot[:, 2, :], w_body)
-    return vh, wz
