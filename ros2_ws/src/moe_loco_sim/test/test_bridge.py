@@ -345,7 +345,8 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait,
     finally:
         node.stop()
         steps = node.core.step_count
-        wait(lambda: writer.counts["/moe_loco/joint_command"] >= steps, timeout=5)
+        mirrors = ("/moe_loco/joint_command", "/moe_loco/robot_state")  # every step's both
+        wait(lambda: all(writer.counts.get(t, 0) >= steps for t in mirrors), timeout=5)
         executor.shutdown()
         spin.join(timeout=5)
         for n in (recorder, node, joystick, probe):
