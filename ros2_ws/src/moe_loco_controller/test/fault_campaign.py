@@ -157,8 +157,11 @@ def _wait(predicate: Any, timeout: float, poll: float = 0.01) -> bool:
     return bool(predicate())
 
 
-def run_campaign(domain: int, policy: Path, log: Any = print) -> Campaign:
-    """Run every scenario; the caller has initialised rclpy (its own ROS domain)."""
+def run_campaign(
+    domain: int, policy: Path, log: Any = print, config: dict[str, Any] | None = None
+) -> Campaign:
+    """Run every scenario; the caller has initialised rclpy (its own ROS domain). ``config``:
+    ``Config.replace`` keys over the packaged configuration (e.g. ``SHARED_MACHINE_TIMING``)."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
@@ -173,6 +176,7 @@ def run_campaign(domain: int, policy: Path, log: Any = print) -> Campaign:
             "link.release_sport_mode": False,
             "link.other_publisher_check_s": 0.0,
             "control.stand_duration_s": STAND_S,
+            **(config or {}),
         }
     )
     dt = 0.02

@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError
+from shared_machine import SHARED_MACHINE_TIMING
 
 from moe_loco_controller.bag import (
     MSG_TYPES,
@@ -256,7 +257,9 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
     """The controller node on mirror input, fed by a scripted robot and joystick, services
     called between steps, the recorder node recording: core replay reproduces every step."""
     policy = run_factory.write_random_policy(tmp_path / "policy.onnx")
-    cfg = load_config().replace(**{"link.source": "mirror", "control.stand_duration_s": 0.5})
+    cfg = load_config().replace(
+        **{"link.source": "mirror", "control.stand_duration_s": 0.5, **SHARED_MACHINE_TIMING}
+    )
     rclpy.init()
     writer = BagWriter(tmp_path / "bag", topic_types(), flush_interval_s=0.2)
     controller = ControllerNode(cfg, policy, None)

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
+from shared_machine import SHARED_MACHINE_TIMING
 
 from moe_loco_controller.core.config import load_config
 from moe_loco_controller.core.joystick import JoyMapping
@@ -63,6 +64,7 @@ class Harness:
                 "link.domain_id": domain,
                 "link.release_sport_mode": False,
                 "link.other_publisher_check_s": 0.0,
+                **SHARED_MACHINE_TIMING,
                 **config,
             }
         )

@@ -4,12 +4,15 @@ receives not one non-finite, out-of-bounds or badly checksummed LowCmd_."""
 
 import rclpy
 from fault_campaign import run_campaign
+from shared_machine import SHARED_MACHINE_TIMING
 
 
 def test_fault_campaign_over_dds(unitree_channels, make_policy, capsys):
     rclpy.init()
     try:
-        campaign = run_campaign(unitree_channels, make_policy(nan_above_vx=0.75))
+        campaign = run_campaign(
+            unitree_channels, make_policy(nan_above_vx=0.75), config=SHARED_MACHINE_TIMING
+        )
     finally:
         rclpy.try_shutdown()
     with capsys.disabled():  # the figures, in the test output

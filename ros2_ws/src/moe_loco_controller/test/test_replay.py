@@ -10,6 +10,7 @@ import yaml
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from shared_machine import SHARED_MACHINE_TIMING
 
 from moe_loco_controller.bag import MSG_TYPES, BagWriter, read_bag, topic_types, typestore
 from moe_loco_controller.core.config import load_config, to_dict
@@ -34,9 +35,10 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory):
-    """A 3.2 s run with a 0.5 s stand-up, its configuration written as YAML for the CLI."""
+    """A 3.2 s run with a 0.5 s stand-up, its configuration written as YAML for the CLI (with the
+    shared machine's timing limits: node mode replays in real time)."""
     d = tmp_path_factory.mktemp("short")
-    cfg = load_config().replace(**{"control.stand_duration_s": 0.5})
+    cfg = load_config().replace(**{"control.stand_duration_s": 0.5, **SHARED_MACHINE_TIMING})
     (d / "controller.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
     policy = run_factory.write_random_policy(d / "short_policy.onnx", seed=3)
     info = run_factory.record_run(d / "bag", policy, cfg, run_factory.short_script())
