@@ -39,6 +39,7 @@ def inputs(n: int = 1, s: int = 4, **kw) -> rw.RewardInputs:
         link_force=np.zeros((n, 13, 3)),
         base_height=np.full(n, 0.30),
         up_cos=np.zeros(n),
+        base_up_z=np.ones(n),
         gait_time=np.full(n, 5.0),
         action=np.zeros((n, 12)),
         last_action=np.zeros((n, 12)),
@@ -53,14 +54,14 @@ def val(fn, **kw) -> float:
 
 
 def test_every_table_v_term_is_registered_with_its_weight():
-    additions = {"feet_air_time", "action_rate"}
+    additions = {"feet_air_time", "action_rate", "base_tilt"}
     assert set(rw.QUADRUPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["quadrupedal"]) | additions
     assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"])
     assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.BIPEDAL_TERMS) == 20
     # the recipe's defaults: Table V plus the stated changes, nothing else
     recipe = rw.RECIPE_WEIGHTS["quadrupedal"]
     changed = {k for k in recipe if recipe[k] != rw.TABLE_V_WEIGHTS["quadrupedal"].get(k)}
-    assert changed == {"feet_air_time", "action_rate", "joint_acc"}
+    assert changed == {"feet_air_time", "action_rate", "joint_acc", "base_tilt"}
     assert dict(rw.RECIPE_WEIGHTS["bipedal"]) == dict(rw.TABLE_V_WEIGHTS["bipedal"])
     w = rw.TABLE_V_WEIGHTS
     assert w["quadrupedal"]["tracking_lin_vel"] == 7.0 and w["bipedal"]["tracking_lin_vel"] == 3.0
@@ -203,6 +204,13 @@ def test_action_rate():
 def test_ang_vel_stability():
     assert val(rw.ang_vel_stability, ang_vel_body=np.array([[1.0, 2.0, 9.0]])) == 5.0
     assert val(rw.ang_vel_stability, lin_vel=np.array([[3.0, 3.0, 0.5]])) == 0.25
+
+
+def test_base_tilt_is_the_squared_horizontal_gravity():
+    assert val(rw.base_tilt) == 0.0  # level
+    tilt = 0.3
+    assert val(rw.base_tilt, base_up_z=np.full(1, np.cos(tilt))) == pytest.approx(np.sin(tilt) ** 2)
+    assert val(rw.base_tilt, base_up_z=np.zeros(1)) == 1.0  # on its side
 
 
 def test_base_height():

@@ -677,6 +677,7 @@ class MultitaskEnv:
             link_force=link_force,
             base_height=height,
             up_cos=rot[:, 2, 0],
+            base_up_z=rot[:, 2, 2],
             gait_time=self.gait_time,
             action=a,
             last_action=self.last_action,
