@@ -18,6 +18,7 @@ from moe_loco_controller.core.joystick import JoyMapping, JoystickConfig
 from moe_loco_controller.core.ros_names import check_namespace
 from moe_loco_controller.core.safety import SafetyLimits
 from moe_loco_controller.core.strict_yaml import load_strict_yaml
+from moe_loco_controller.core.velocity_source import CmdVelConfig
 
 CONFIG_FILE = "controller.yaml"
 
@@ -75,6 +76,7 @@ class Config:
     link: LinkConfig = field(default_factory=LinkConfig)
     control: ControllerConfig = field(default_factory=ControllerConfig)
     joystick: JoystickNodeConfig = field(default_factory=JoystickNodeConfig)
+    cmd_vel: CmdVelConfig = field(default_factory=CmdVelConfig)
 
     def replace(self, **changes: Any) -> Config:
         """A validated copy with dotted keys changed: ``replace(**{"link.interface": "lo"})``."""
@@ -172,6 +174,7 @@ _SCALARS = {
         "lost_timeout_s": float,
         "lost_damp_s": float,
     },
+    CmdVelConfig: {"enabled": bool, "topic": str, "stamped": bool, "timeout_s": float},
     JoyMapping: {
         "axis_vx": int,
         "axis_vy": int,
@@ -199,7 +202,9 @@ def _build(cls: type, data: dict[str, Any], where: str, **extra: Any) -> Any:
 def from_dict(data: Any) -> Config:
     """Validate a parsed YAML document into a :class:`Config`."""
     top = _section(
-        data, "", {"policy", "device", "namespace", "link", "control", "safety", "joystick"}
+        data,
+        "",
+        {"policy", "device", "namespace", "link", "control", "safety", "joystick", "cmd_vel"},
     )
     link = _build(LinkConfig, _section(top.get("link"), "link", set(_SCALARS[LinkConfig])), "link")
     safety = _build(
@@ -240,6 +245,11 @@ def from_dict(data: Any) -> Config:
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    cmd_vel = _build(
+        CmdVelConfig,
+        _section(top.get("cmd_vel"), "cmd_vel", set(_SCALARS[CmdVelConfig])),
+        "cmd_vel",
+    )
     device = _typed(top.get("device", "cpu"), str, "device")
     if device not in ("cpu", "cuda", "tensorrt", "auto"):
         raise ConfigError(f"device: must be cpu, cuda, tensorrt or auto, got {device!r}")
@@ -256,6 +266,7 @@ def from_dict(data: Any) -> Config:
         link=link,
         control=control,
         joystick=joystick,
+        cmd_vel=cmd_vel,
     )
 
 
@@ -279,6 +290,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
                 "buttons": dict(cfg.joystick.mapping.buttons),
             },
         },
+        "cmd_vel": dataclasses.asdict(cfg.cmd_vel),
     }
 
 

@@ -22,3 +22,14 @@ def check_namespace(namespace: str) -> str:
         f"invalid ROS namespace {namespace!r}: tokens of letters, digits and '_' joined by '/', "
         "none starting with a digit"
     )
+
+
+def check_topic(topic: str) -> str:
+    """``topic`` (relative or absolute, no ``~`` or substitutions) if ROS 2 accepts it, else
+    ``ValueError`` saying why."""
+    if not isinstance(topic, str) or topic in ("", "/") or not _NAMESPACE.fullmatch(topic):
+        raise ValueError(
+            f"invalid ROS topic name {topic!r}: tokens of letters, digits and '_' joined by '/', "
+            "none starting with a digit"
+        )
+    return topic

@@ -3,7 +3,11 @@
 It owns timers (two deadline threads), topics and services, and nothing else:
 
 - robot state from the Unitree link (rt/lowstate) or, for replay, from ``<ns>/robot_state``;
-- ``<ns>/command`` (LocoCommand) in; ``<ns>/status``, ``<ns>/joint_command`` and (with the
+- ``<ns>/command`` (LocoCommand) in, and ``cmd_vel`` (``geometry_msgs/Twist``, or
+  ``TwistStamped`` with ``cmd_vel.stamped``) as a velocity source beside it under the rules of
+  :mod:`~moe_loco_controller.core.velocity_source` (a Twist never changes mode, never starts the
+  robot, moves it only while the operator holds the deadman, and a stale one gives zero);
+  ``<ns>/status``, ``<ns>/joint_command`` and (with the
   Unitree link) ``<ns>/robot_state`` out, every control step;
 - LowCmd_ streamed to rt/lowcmd at ``link.command_rate_hz``, repeating the latest PD targets
   between control steps (zero torque until the first step) while they are fresh: once the newest
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
 
 from moe_loco_controller.core.config import Config
@@ -35,6 +40,7 @@ from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
 from moe_loco_controller.core.safety import Fault
 from moe_loco_controller.core.timing import DeadlineLoop, LoopStats, naive_loop
+from moe_loco_controller.core.velocity_source import TwistCommand, merge_velocity
 from moe_loco_controller.nodes.messages import (
     command_from_msg,
     joint_command_to_msg,
@@ -71,6 +77,9 @@ class ControllerNode(Node):
         self._lock = threading.Lock()  # the core and the policy: control thread vs services
         self._operator: OperatorCommand | None = None
         self._pending_request = 0  # a mode request waits for the next tick, never overwritten
+        self._twist: TwistCommand | None = None
+        self.velocity_source = "none"
+        """Where the last step's velocity came from: operator, cmd_vel or none."""
         self._mirror_state: RobotState | None = None
         # the loop's output and when it was produced (None: no step yet), read by the stream
         self._out: tuple[JointCommand, float | None] = (JointCommand.zero_torque(), None)
@@ -101,6 +110,11 @@ class ControllerNode(Node):
         else:
             self.state_pub = self.create_publisher(RobotStateMsg, f"{ns}/robot_state", 10)
         self.create_subscription(LocoCommand, f"{ns}/command", self._on_command, 10)
+        cv = config.cmd_vel
+        if cv.stamped:
+            self.create_subscription(TwistStamped, cv.topic, self._on_twist_stamped, 10)
+        else:
+            self.create_subscription(Twist, cv.topic, self._on_twist, 10)
         self.create_service(SetExpertScale, f"{ns}/set_expert_scale", self._on_set_scale)
         self.create_service(SetGait, f"{ns}/set_gait", self._on_set_gait)
         # also warms rclpy's logging up: its first call costs ~15 ms, too long inside a tick
@@ -115,6 +129,15 @@ class ControllerNode(Node):
         if cmd.request:
             self._pending_request = cmd.request
         self._operator = cmd
+
+    def _on_twist(self, msg: Twist) -> None:
+        # stamped on arrival: a sender's clock may not be ours (as for the robot state)
+        self._twist = TwistCommand(
+            float(msg.linear.x), float(msg.linear.y), float(msg.angular.z), self.clock()
+        )
+
+    def _on_twist_stamped(self, msg: TwistStamped) -> None:
+        self._on_twist(msg.twist)
 
     def _on_state(self, msg: RobotStateMsg) -> None:
         self._mirror_state = robot_state_from_msg(msg, self.clock())
@@ -201,6 +224,9 @@ class ControllerNode(Node):
         if operator is not None and self._pending_request:
             operator = dataclasses.replace(operator, request=self._pending_request)
             self._pending_request = 0
+        operator, self.velocity_source = merge_velocity(
+            operator, self._twist, start, self.config.cmd_vel, self.core.config.command_timeout_s
+        )
         with self._lock:
             result = self.core.step(state, operator, start, (*external, *node_faults.items()))
         self._out = (result.command, self.clock())
