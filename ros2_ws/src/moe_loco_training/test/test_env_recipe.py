@@ -11,6 +11,7 @@ import torch
 from moe_loco_training.env import MultitaskEnv
 from moe_loco_training.env.config import CurriculumConfig
 from moe_loco_training.env.curriculum import update_levels
+from moe_loco_training.env.tiles import build_tile_grid, grid_terrain
 
 QUAD_PLANE = {"plane_q": {"kind": "plane", "gait": "quadrupedal"}}
 
@@ -60,6 +61,28 @@ def test_plane_only_world_has_no_tile_edges_but_obstacle_tiles_do(make_config):
             out = env.step(torch.zeros(2, 12))
             assert bool(out.time_out[i]) is ends
             assert not bool(out.infos["terminated"][i])
+            if not ends:  # and there is ground out there: the robot keeps standing on it
+                z0 = env.state[i, 3]
+                for _ in range(50):
+                    out = env.step(torch.zeros(2, 12))
+                    assert not bool(out.done[i])
+                assert abs(env.state[i, 3] - z0) < 0.05, (z0, env.state[i, 3])
+
+
+def test_a_plane_only_world_is_one_ground_plane_at_the_surface(make_config):
+    """Plane tiles are floor slabs with a 0.6 m drop at their edges in a world with obstacles;
+    a plane-only world (where leaving a tile ends nothing) is the ground plane alone, at z = 0,
+    so a robot walking 20 m from its spawn in any direction stays on level ground."""
+    cfg = make_config(2, **{"terrain.tasks": QUAD_PLANE})
+    grid = build_tile_grid(cfg.terrain)
+    geoms = grid_terrain(grid, cfg.terrain).geoms
+    assert [(g.type, g.pos[2]) for g in geoms] == [("plane", 0.0)]
+    assert grid.ground_z == 0.0
+    bar = vars(make_config(2).terrain.tasks["bar_q"])
+    mixed = make_config(2, **{"terrain.tasks": {**QUAD_PLANE, "bar_q": bar}}).terrain
+    mixed_grid = build_tile_grid(mixed)
+    assert mixed_grid.ground_z < -0.1  # the catch plane under the slabs
+    assert any(g.type == "box" for g in grid_terrain(mixed_grid, mixed).geoms)
 
 
 def test_plane_curriculum_promotes_on_tracking_not_on_survival():

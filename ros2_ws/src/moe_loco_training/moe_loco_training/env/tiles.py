@@ -8,6 +8,12 @@ tiles share one MuJoCo model, and every robot is its own ``MjData`` of a copy of
 robots never meet. The tiles' own catch planes are dropped (an infinite plane of a shallow tile
 would cut through a deep one) and one ground plane lies under the deepest tile.
 
+When every tile is a plane, the world is that one ground plane at the tiles' surface (z = 0) and
+nothing else: a robot may walk anywhere. (Each plane tile is otherwise an 8 x 4 m floor slab with
+a 0.6 m drop at its edges, and plane tiles spawn robots 0.75 m from the slab's end facing any
+way: with the tile-edge time-out off, robots walked off the slab and fell, which is what the CPU
+walking campaign's policy did for its first 20 M samples.)
+
 The model is :func:`moe_loco_sim.scene.build_scene_spec`'s Go2 (PD-servo actuation, the
 deployment PD law in the engine at every substep) plus contact sensors (net force, world frame)
 on the 13 links of ``constants.LINK_BODIES`` and on the four foot spheres.
@@ -155,14 +161,20 @@ def build_tile_grid(terrain: TerrainConfig) -> TileGrid:
         origins=np.array(origins, dtype=np.float64),
         spawns=np.array(spawns, dtype=np.float64),
         course=np.array(course),
-        ground_z=min(catch) - GROUND_BELOW,
+        ground_z=0.0 if all_plane(terrain) else min(catch) - GROUND_BELOW,
     )
 
 
+def all_plane(terrain: TerrainConfig) -> bool:
+    """Every task a plane: the world is one ground plane at z = 0 (see the module doc)."""
+    return all(spec.kind == "plane" for spec in terrain.tasks.values())
+
+
 def grid_terrain(grid: TileGrid, terrain: TerrainConfig) -> Terrain:
-    """All tiles' geoms (catch planes dropped) shifted to their origins, plus one ground plane."""
+    """All tiles' geoms (catch planes dropped) shifted to their origins, plus one ground plane
+    (alone, at the surface, when every tile is a plane)."""
     geoms: list[TerrainGeom] = []
-    for tile in grid.tiles:
+    for tile in [] if all_plane(terrain) else grid.tiles:
         ox, oy = tile.origin
         track = build_track(
             tile_track_config(tile.task, terrain.tasks[tile.task], tile.level, terrain)

@@ -75,7 +75,12 @@ from moe_loco_training.env.constants import (
 from moe_loco_training.env.curriculum import update_levels
 from moe_loco_training.env.randomization import MODEL_FIELDS, Randomizer
 from moe_loco_training.env.terminations import out_of_tile, terminated, timed_out
-from moe_loco_training.env.tiles import TileGrid, build_env_model, contact_sensor_addresses
+from moe_loco_training.env.tiles import (
+    TileGrid,
+    all_plane,
+    build_env_model,
+    contact_sensor_addresses,
+)
 from moe_loco_training.observations import ObservationConfig, build_command, build_proprio
 
 SPAWN_JOINT_NOISE = 0.05
@@ -250,8 +255,8 @@ class MultitaskEnv:
             [s.kind == "plane" and (1 - GAIT_NAMES.index(s.gait)) in on_plane for s in specs]
         )
         self._task_switch = switch[self.task]
-        # every tile a plane: the ground is one plane, leaving a tile ends nothing
-        self._all_plane = all(s.kind == "plane" for s in specs)
+        # every tile a plane: the world is one ground plane, leaving a tile ends nothing
+        self._all_plane = all_plane(cfg.terrain)
 
         # per-robot episode state
         self.level = np.zeros(n, dtype=np.int64)
