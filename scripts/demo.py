@@ -109,7 +109,7 @@ def main() -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
-    from moe_loco_controller.bag import BagWriter, topic_types
+    from moe_loco_controller.bag import RECORDED_TOPICS, BagWriter, topic_types
     from moe_loco_controller.core.config import load_config
     from moe_loco_controller.io.link import UnitreeLink
     from moe_loco_controller.nodes.controller_node import ControllerNode
@@ -149,8 +149,9 @@ def main() -> int:
     rclpy.init()
     controller = ControllerNode(cfg, policy, link)
     bag_path = run_dir / "bag"
-    writer = BagWriter(bag_path, topic_types(cfg.namespace))
-    recorder = RecorderNode(writer, topic_types(cfg.namespace))
+    topics = topic_types(cfg.namespace, RECORDED_TOPICS)
+    writer = BagWriter(bag_path, topics)
+    recorder = RecorderNode(writer, topics)
     operator = Node("demo_operator")
     pub = operator.create_publisher(LocoCommand, f"{cfg.namespace}/command", 10)
     executor = SingleThreadedExecutor()

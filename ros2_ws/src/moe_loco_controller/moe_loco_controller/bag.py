@@ -47,6 +47,19 @@ MSG_TYPES: dict[str, str] = {
 }
 """The controller's topics (relative to its namespace) and their message types."""
 
+STANDARD_TOPICS: dict[str, tuple[str, str]] = {
+    "joint_states": ("/joint_states", "sensor_msgs/msg/JointState"),
+    "imu/data": ("/imu/data", "sensor_msgs/msg/Imu"),
+    "estimated_velocity": ("estimated_velocity", "geometry_msgs/msg/TwistStamped"),
+    "diagnostics": ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray"),
+    "cmd_vel": ("/cmd_vel", "geometry_msgs/msg/Twist"),
+}
+"""The ROS-convention topics the controller publishes (and ``cmd_vel``, which it reads): name ->
+(topic: absolute, or relative to the namespace; message type)."""
+
+RECORDED_TOPICS: tuple[str, ...] = (*MSG_TYPES, *STANDARD_TOPICS)
+"""What ``moe-loco-record`` records by default."""
+
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 0x02, 0x03, 0x04, 0x05, 0x06
 
@@ -61,14 +74,23 @@ class BagError(Exception):
 
 
 def topic_types(namespace: str = "moe_loco", names: Iterable[str] = MSG_TYPES) -> dict[str, str]:
-    """Fully qualified topic name -> message type, for ``names`` under ``namespace``
-    (``ValueError`` for a namespace ROS 2 would refuse)."""
+    """Fully qualified topic name -> message type, for ``names`` (of :data:`MSG_TYPES`, under
+    ``namespace``, or of :data:`STANDARD_TOPICS`; ``ValueError`` for an unknown name or a
+    namespace ROS 2 would refuse)."""
     ns = check_namespace(namespace).strip("/")
     out = {}
     for name in names:
-        if name not in MSG_TYPES:
-            raise ValueError(f"unknown topic {name!r}; known: {sorted(MSG_TYPES)}")
-        out[f"/{ns}/{name}" if ns else f"/{name}"] = MSG_TYPES[name]
+        if name in MSG_TYPES:
+            topic, msgtype = name, MSG_TYPES[name]
+        elif name in STANDARD_TOPICS:
+            topic, msgtype = STANDARD_TOPICS[name]
+        else:
+            known = sorted([*MSG_TYPES, *STANDARD_TOPICS])
+            raise ValueError(f"unknown topic {name!r}; known: {known}")
+        if topic.startswith("/"):
+            out[topic] = msgtype
+        else:
+            out[f"/{ns}/{topic}" if ns else f"/{topic}"] = msgtype
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rclpy
 import run_factory
+from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
@@ -22,6 +23,7 @@ from shared_machine import SHARED_MACHINE_TIMING
 
 from moe_loco_controller.bag import (
     MSG_TYPES,
+    RECORDED_TOPICS,
     BagError,
     BagWriter,
     msg_definitions_dir,
@@ -261,11 +263,13 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
         **{"link.source": "mirror", "control.stand_duration_s": 0.5, **SHARED_MACHINE_TIMING}
     )
     rclpy.init()
-    writer = BagWriter(tmp_path / "bag", topic_types(), flush_interval_s=0.2)
+    topics = topic_types(names=RECORDED_TOPICS)
+    writer = BagWriter(tmp_path / "bag", topics, flush_interval_s=0.2)
     controller = ControllerNode(cfg, policy, None)
-    recorder = RecorderNode(writer, topic_types())
+    recorder = RecorderNode(writer, topics)
     driver = Node("scripted_robot")
     robot = ScriptedRobot(driver)
+    twist_pub = driver.create_publisher(Twist, "cmd_vel", 10)
     scale_cli = driver.create_client(SetExpertScale, "moe_loco/set_expert_scale")
     gait_cli = driver.create_client(SetGait, "moe_loco/set_gait")
     executor = SingleThreadedExecutor()
@@ -299,6 +303,12 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
         assert wait(lambda: mode() == "RUN", timeout=5.0)
         robot.fields.update(vx=0.5)
         time.sleep(0.4)
+        robot.fields.update(vx=0.0)  # sticks neutral, deadman held: cmd_vel drives
+        twist = Twist()
+        twist.linear.x = 0.25
+        for _ in range(15):
+            twist_pub.publish(twist)
+            time.sleep(0.02)
         robot.fields.update(gait=1, vx=0.3)
         time.sleep(0.3)
         assert call(scale_cli, SetExpertScale.Request(weights=[0.5, 1, 1, 1, 1, 1.5]), wait).success
@@ -328,7 +338,12 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
     driver.destroy_node()
     rclpy.try_shutdown()
 
+    for name in ("/joint_states", "/imu/data", "/moe_loco/estimated_velocity", "/cmd_vel"):
+        assert writer.counts[name] > 0, (name, writer.counts)
+    assert writer.counts["/diagnostics"] >= 1, writer.counts
+
     run = load_run(tmp_path / "bag")
+    assert any(s.operator is not None and s.operator.vx == 0.25 for s in run.steps), "no Twist"
     assert run.pairing.startswith("by arrival time"), run.pairing
     assert run.steps[0].step == 1 and len(run.steps) == steps, run.notes
     modes = run_factory.mode_timeline([s.mode for s in run.steps])

@@ -74,3 +74,136 @@ def test_cmd_vel_drives_the_controller_and_a_stale_twist_gives_zero(harness, wai
         h.cmd_pub.publish(LocoCommand(deadman=False))
         time.sleep(0.02)
     assert list(h.status.command) == [0.0, 0.0, 0.0]
+
+
+class Listener:
+    """Subscribes the probe to a topic and keeps (arrival, message)."""
+
+    def __init__(self, h, msg_type, topic, depth=100):
+        self.msgs = []
+        self.sub = h.probe.create_subscription(
+            msg_type, topic, lambda m: self.msgs.append((time.monotonic(), m)), depth
+        )
+
+    def rate(self, since):
+        times = [t for t, _ in self.msgs if t >= since]
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
+def test_standard_topics_carry_the_right_types_names_and_rates(harness, wait):  # noqa: F811
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import Imu, JointState
+
+    from moe_loco_controller.core import go2
+
+    h, _ = harness()
+    joints = Listener(h, JointState, "joint_states")
+    imu = Listener(h, Imu, "imu/data")
+    velocity = Listener(h, TwistStamped, "moe_loco/estimated_velocity")
+    diagnostics = Listener(h, DiagnosticArray, "/diagnostics", depth=10)
+    expected = {
+        "/joint_states": "sensor_msgs/msg/JointState",
+        "/imu/data": "sensor_msgs/msg/Imu",
+        "/moe_loco/estimated_velocity": "geometry_msgs/msg/TwistStamped",
+        "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+        "/cmd_vel": "geometry_msgs/msg/Twist",
+    }
+
+    def advertised():
+        names = dict(h.probe.get_topic_names_and_types())
+        return all(expected[t] in names.get(t, []) for t in expected)
+
+    assert wait(advertised, timeout=10), h.probe.get_topic_names_and_types()
+    stand_and_run(h, wait)
+    t0 = time.monotonic()
+    h.keep_alive(3.2)
+    rates = {
+        "joint_states": joints.rate(t0),
+        "imu/data": imu.rate(t0),
+        "estimated_velocity": velocity.rate(t0),
+        "diagnostics": diagnostics.rate(t0 - 2.0),
+    }
+    print("rates [Hz]: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))
+    for name in ("joint_states", "imu/data", "estimated_velocity"):
+        assert 40 <= rates[name] <= 60, (name, rates[name])  # 50 Hz, the control rate
+    assert 0.8 <= rates["diagnostics"] <= 1.25, rates["diagnostics"]
+
+    js = joints.msgs[-1][1]
+    assert list(js.name) == list(go2.URDF_JOINT_NAMES) and js.name[0] == "FL_hip_joint"
+    assert len(js.position) == len(js.velocity) == len(js.effort) == 12
+    state = h.node.latest_state()  # the kinematic peer holds the default pose: compare by name
+    by_name = dict(zip(js.name, js.position, strict=True))
+    for i, n in enumerate(go2.JOINT_NAMES):
+        assert abs(by_name[n] - state.q[i]) < 0.05, n
+    m = imu.msgs[-1][1]
+    assert m.header.frame_id == "imu"
+    q = (m.orientation.w, m.orientation.x, m.orientation.y, m.orientation.z)
+    np.testing.assert_allclose(q, state.quat_wxyz, atol=1e-3)
+    v = velocity.msgs[-1][1]
+    assert v.header.frame_id == "base"
+    np.testing.assert_allclose(
+        [v.twist.linear.x, v.twist.linear.y, v.twist.linear.z],
+        h.status.estimated_lin_vel,
+        atol=0.1,
+    )
+    d = diagnostics.msgs[-1][1]
+    names = [s.name for s in d.status]
+    assert names == [
+        "moe_loco: mode",
+        "moe_loco: control loop",
+        "moe_loco: robot link",
+        "moe_loco: policy",
+    ]
+    levels = [s.level for s in d.status]
+    # the loop may WARN of an overrun on a shared machine (SHARED_MACHINE_TIMING's docstring)
+    assert levels[0] == levels[2] == levels[3] == b"\x00", [(s.name, s.message) for s in d.status]
+    assert levels[1] in (b"\x00", b"\x01"), d.status[1].message
+    assert d.status[0].message == "RUN" and d.status[3].message.endswith(".onnx")
+    loop = {kv.key: kv.value for kv in d.status[1].values}
+    assert 40 <= float(loop["rate [Hz]"]) <= 60, loop
+    link = {kv.key: kv.value for kv in d.status[2].values}
+    assert link["CRC errors (total)"] == "0" and link["source"] == "unitree"
+
+
+def test_diagnostics_report_an_injected_fault(harness, wait):  # noqa: F811
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    h, peer = harness()
+    diagnostics = Listener(h, DiagnosticArray, "/diagnostics", depth=10)
+    assert wait(lambda: h.node.latest_state() is not None, timeout=10)
+    assert h.wait_mode(wait, "STAND", request=LocoCommand.REQUEST_STAND)
+    peer.kill()  # the robot stops talking: stale state, DAMP latched
+    assert h.wait_mode(wait, "DAMP", timeout=5, request=LocoCommand.REQUEST_NONE)
+    t_damp = time.monotonic()
+
+    def reported():
+        h.send()
+        return any(t > t_damp for t, _ in diagnostics.msgs)
+
+    assert wait(reported, timeout=3, poll=0.05)
+    status = {s.name: s for s in diagnostics.msgs[-1][1].status}
+    mode, link = status["moe_loco: mode"], status["moe_loco: robot link"]
+    assert mode.level == DiagnosticStatus.ERROR and "stale_state" in mode.message
+    assert mode.message.startswith("DAMP (latched)")
+    values = {kv.key: kv.value for kv in mode.values}
+    assert values["mode"] == "DAMP" and "stale_state" in values["faults"]
+    assert link.level == DiagnosticStatus.ERROR and "robot state stale" in link.message
+    assert status["moe_loco: policy"].level == DiagnosticStatus.OK
+
+    # a failure inside the diagnostics themselves is reported, never raised into the executor
+    def broken():
+        raise RuntimeError("injected reader failure")
+
+    latest, h.link.reader.latest = h.link.reader.latest, broken
+    try:
+        n = len(diagnostics.msgs)
+        h.node.publish_diagnostics()  # what the 1 Hz timer calls
+        assert wait(lambda: len(diagnostics.msgs) > n, timeout=3)
+        entries = {s.name: s for _, m in diagnostics.msgs[n:] for s in m.status}
+        failed = entries["moe_loco: diagnostics"]
+        assert (
+            failed.level == DiagnosticStatus.ERROR and "injected reader failure" in failed.message
+        )
+    finally:
+        h.link.reader.latest = latest

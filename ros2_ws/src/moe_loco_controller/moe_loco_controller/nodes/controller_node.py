@@ -13,6 +13,11 @@ It owns timers (two deadline threads), topics and services, and nothing else:
   between control steps (zero torque until the first step) while they are fresh: once the newest
   step is older than ``link.watchdog_periods`` control periods the stream itself sends damping
   and the core latches ``control_stalled``;
+- the ROS conventions, for RViz, Foxglove and robot_state_publisher: ``joint_states``
+  (``sensor_msgs/JointState``, the Go2 URDF's joint names) and ``imu/data`` (``sensor_msgs/Imu``)
+  every control step with a robot state, ``<ns>/estimated_velocity`` (``TwistStamped``, the
+  estimator's base velocity, in RUN only) and ``/diagnostics`` once a second
+  (:mod:`~moe_loco_controller.core.diagnostics`);
 - services ``<ns>/set_expert_scale`` and ``<ns>/set_gait``: bad requests are refused with a
   reason and change nothing.
 """
@@ -31,11 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
+from sensor_msgs.msg import Imu, JointState
 
 from moe_loco_controller.core.config import Config
 from moe_loco_controller.core.controller import ControlCore, Mode, OperatorCommand, StepResult
+from moe_loco_controller.core.diagnostics import (
+    ERROR,
+    DiagnosticEntry,
+    LinkHealth,
+    controller_diagnostics,
+)
 from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
 from moe_loco_controller.core.safety import Fault
@@ -43,10 +56,14 @@ from moe_loco_controller.core.timing import DeadlineLoop, LoopStats, naive_loop
 from moe_loco_controller.core.velocity_source import TwistCommand, merge_velocity
 from moe_loco_controller.nodes.messages import (
     command_from_msg,
+    diagnostics_to_msg,
+    imu_to_msg,
     joint_command_to_msg,
+    joint_state_to_msg,
     robot_state_from_msg,
     robot_state_to_msg,
     status_to_msg,
+    velocity_to_msg,
 )
 from moe_loco_msgs.msg import ControllerStatus as StatusMsg
 from moe_loco_msgs.msg import JointCommand as JointCommandMsg
@@ -100,6 +117,11 @@ class ControllerNode(Node):
         self.stream_stats = LoopStats()
         self.last_result: StepResult | None = None
         self.compute_times: collections.deque[float] = collections.deque(maxlen=200_000)
+        # (period, lateness, compute) of the ticks since the last /diagnostics message
+        self._diag_window: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=1000
+        )
+        self._diag_counts = (0, 0, 0)  # overruns, bad CRC frames, watchdog trips at the last one
 
         ns = config.namespace
         self.status_pub = self.create_publisher(StatusMsg, f"{ns}/status", 10)
@@ -115,6 +137,11 @@ class ControllerNode(Node):
             self.create_subscription(TwistStamped, cv.topic, self._on_twist_stamped, 10)
         else:
             self.create_subscription(Twist, cv.topic, self._on_twist, 10)
+        self.joint_state_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.imu_pub = self.create_publisher(Imu, "imu/data", 10)
+        self.velocity_pub = self.create_publisher(TwistStamped, f"{ns}/estimated_velocity", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self.publish_diagnostics)
         self.create_service(SetExpertScale, f"{ns}/set_expert_scale", self._on_set_scale)
         self.create_service(SetGait, f"{ns}/set_gait", self._on_set_gait)
         # also warms rclpy's logging up: its first call costs ~15 ms, too long inside a tick
@@ -262,7 +289,62 @@ class ControllerNode(Node):
         )
         if self.state_pub is not None and state is not None:
             self.state_pub.publish(robot_state_to_msg(state, stamp))
+        if state is not None:
+            self.joint_state_pub.publish(joint_state_to_msg(state, stamp))
+            self.imu_pub.publish(imu_to_msg(state, stamp))
+        if result.status.mode == Mode.RUN:
+            self.velocity_pub.publish(velocity_to_msg(result.status.estimated_lin_vel, stamp))
         self.compute_times.append(compute)
+        self._diag_window.append((period, lateness, compute))
+
+    def publish_diagnostics(self) -> None:
+        """One ``/diagnostics`` message over the ticks since the last one (the 1 Hz timer).
+
+        Never raises (it runs in the executor, beside the services): a failure is reported as
+        an ERROR entry naming it."""
+        try:
+            entries = self._diagnostics()
+        except Exception as e:
+            detail = f"{type(e).__name__}: {e}"
+            entries = [DiagnosticEntry("moe_loco: diagnostics", ERROR, detail[:300], ())]
+        with contextlib.suppress(Exception):  # at shutdown, publishing fails
+            msg = diagnostics_to_msg(entries, self.get_clock().now().to_msg())
+            self.diagnostics_pub.publish(msg)
+
+    def _diagnostics(self) -> list[DiagnosticEntry]:
+        window, self._diag_window = self._diag_window, collections.deque(maxlen=1000)
+        ticks = list(window)
+        result = self.last_result
+        status = None if result is None else result.status
+        overruns = self.loop_stats.overruns
+        bad_crc = 0 if self.link is None else int(self.link.bad_crc)
+        trips = len(self.watchdog_trips)
+        old_overruns, old_crc, old_trips = self._diag_counts
+        self._diag_counts = (overruns, bad_crc, trips)
+        state = self.latest_state()
+        link = LinkHealth(
+            kind="mirror" if self.link is None else "unitree",
+            state_age_s=math.inf if state is None else self.clock() - state.stamp,
+            stale_limit_s=self.config.control.safety.stale_state_periods * self.core.control_dt,
+            bad_crc_total=bad_crc,
+            bad_crc_new=bad_crc - old_crc,
+            faults=tuple(self.link.faults()) if self.link is not None else (),
+            watchdog_trips_total=trips,
+            watchdog_trips_new=trips - old_trips,
+            send_errors_total=self.stream_errors,
+        )
+        return controller_diagnostics(
+            status,
+            self.core.metadata,
+            self.policy_name,
+            periods_s=[p for p, _, _ in ticks],
+            lateness_s=[abs(late) for _, late, _ in ticks],
+            compute_s=[c for _, _, c in ticks],
+            overruns_total=overruns,
+            overruns_new=overruns - old_overruns,
+            link=link,
+            velocity_source=self.velocity_source,
+        )
 
     def _stream_tick(self, deadline: float, lateness: float) -> None:
         """Send the loop's output while it is fresh, damping otherwise; never raises."""

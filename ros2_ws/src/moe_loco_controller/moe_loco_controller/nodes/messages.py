@@ -1,13 +1,21 @@
-"""Conversions between moe_loco_msgs and the core's plain types (the only ROS/core seam)."""
+"""Conversions between ROS messages and the core's plain types (the only ROS/core seam): ours
+(moe_loco_msgs) and the standard ones (joint_states, imu/data, the estimated velocity,
+/diagnostics)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Imu, JointState
 
+from moe_loco_controller.core import go2
 from moe_loco_controller.core.controller import CoreStatus, OperatorCommand
+from moe_loco_controller.core.diagnostics import HARDWARE_ID, DiagnosticEntry
 from moe_loco_controller.core.robot_state import JointCommand, RobotState, check_robot_state
 from moe_loco_msgs.msg import ControllerStatus as StatusMsg
 from moe_loco_msgs.msg import JointCommand as JointCommandMsg
@@ -118,4 +126,67 @@ def status_to_msg(
     msg.gate_weights = _f32(status.gate).tolist()
     msg.expert_scale = _f32(status.expert_scale).tolist()
     msg.estimated_lin_vel = _f32(status.estimated_lin_vel)
+    return msg
+
+
+# ---------------------------------------------------------------------- the standard messages
+BASE_FRAME = "base"
+"""The Go2 URDF's body link (unitree_ros go2_description)."""
+IMU_FRAME = "imu"
+"""The Go2 URDF's IMU link (fixed to ``base``)."""
+_URDF_FROM_SDK = [go2.JOINT_NAMES.index(n) for n in go2.URDF_JOINT_NAMES]
+
+
+def joint_state_to_msg(state: RobotState, stamp: Time) -> JointState:
+    """The measured joints in the URDF's declaration order (FL, FR, RL, RR; the SDK order is FR,
+    FL, RR, RL): position [rad], velocity [rad/s], effort = the motors' torque estimate [N m]."""
+    msg = JointState(name=list(go2.URDF_JOINT_NAMES))
+    msg.header.stamp = stamp
+    idx = _URDF_FROM_SDK
+    msg.position = [float(v) for v in np.asarray(state.q)[idx]]
+    msg.velocity = [float(v) for v in np.asarray(state.dq)[idx]]
+    msg.effort = [float(v) for v in np.asarray(state.tau_est)[idx]]
+    return msg
+
+
+def imu_to_msg(state: RobotState, stamp: Time) -> Imu:
+    """The Go2's IMU: orientation (the SDK gives w, x, y, z), gyro [rad/s], accelerometer [m/s^2];
+    covariances unknown (all zeros, the sensor_msgs convention)."""
+    msg = Imu()
+    msg.header.stamp = stamp
+    msg.header.frame_id = IMU_FRAME
+    w, x, y, z = (float(v) for v in state.quat_wxyz)
+    msg.orientation.w, msg.orientation.x, msg.orientation.y, msg.orientation.z = w, x, y, z
+    g, a = state.gyro, state.accel
+    msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = (float(v) for v in g)
+    lin = msg.linear_acceleration
+    lin.x, lin.y, lin.z = (float(v) for v in a)
+    return msg
+
+
+def velocity_to_msg(linear: np.ndarray, stamp: Time) -> TwistStamped:
+    """The estimator's base linear velocity (body frame, ``base``); its angular part is not
+    estimated and is left zero."""
+    msg = TwistStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = BASE_FRAME
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear[:3])
+    return msg
+
+
+def diagnostics_to_msg(
+    entries: Sequence[DiagnosticEntry], stamp: Time, hardware_id: str = HARDWARE_ID
+) -> DiagnosticArray:
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = [
+        DiagnosticStatus(
+            level=bytes([e.level]),
+            name=e.name,
+            message=e.message,
+            hardware_id=hardware_id,
+            values=[KeyValue(key=k, value=v) for k, v in e.values],
+        )
+        for e in entries
+    ]
     return msg

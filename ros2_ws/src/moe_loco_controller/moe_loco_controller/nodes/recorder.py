@@ -2,8 +2,9 @@
 
 Examples::
 
-    moe-loco-record -o runs/demo/bag                      # command, status, robot_state and
-                                                          # joint_command under moe_loco, until ^C
+    moe-loco-record -o runs/demo/bag                      # our four topics under moe_loco,
+                                                          # joint_states, imu/data, cmd_vel,
+                                                          # estimated_velocity and /diagnostics
     moe-loco-record -o bag --duration 30 --topics status,joint_command,robot_state
 
 The subscriptions take the serialized CDR bytes (``raw=True``) and write them unchanged, stamped
@@ -34,7 +35,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rclpy.subscription import MessageInfo
 
-from moe_loco_controller.bag import MSG_TYPES, BagError, BagWriter, topic_types
+from moe_loco_controller.bag import MSG_TYPES, RECORDED_TOPICS, BagError, BagWriter, topic_types
 from moe_loco_controller.core.controller import ControlCore, OperatorCommand, StepResult
 from moe_loco_controller.core.robot_state import RobotState
 from moe_loco_controller.nodes.messages import (
@@ -194,10 +195,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="bag directory to create (default: moe_loco_<date>_<time> here)",
     )
     p.add_argument("--namespace", default="moe_loco", help="the controller's namespace")
+    every = RECORDED_TOPICS
     p.add_argument(
         "--topics",
-        default=",".join(MSG_TYPES),
-        help=f"comma-separated topics under the namespace (default: all of {','.join(MSG_TYPES)})",
+        default=",".join(every),
+        help=f"comma-separated topic names (default: all of {','.join(every)}; ours are under "
+        "the namespace, as is estimated_velocity)",
     )
     p.add_argument(
         "--duration",
