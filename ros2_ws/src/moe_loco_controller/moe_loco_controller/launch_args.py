@@ -1,8 +1,12 @@
-"""The command line the launch files give the node executables, built in one place.
+"""The command line and parameter files the launch files give the node executables, built in
+one place.
 
-``launch/go2.launch.py`` calls :func:`node_arguments` with launch substitutions; tests call it with
-plain strings and parse the result with ``moe-loco-bringup``'s own parser, so the launch file and
-the executables cannot drift apart (``ros2 launch`` itself cannot run on machines without ROS).
+``launch/go2.launch.py`` calls :func:`node_arguments` and :func:`parameter_files`; tests call them
+with plain strings, parse the result with ``moe-loco-bringup``'s own parser and load the parameter
+file into real nodes, so the launch file and the executables cannot drift apart (``ros2 launch``
+itself cannot run on machines without ROS). Parameters go the ROS way (``parameters=[file]``,
+i.e. ``--ros-args --params-file``); a launch argument left empty leaves its parameter to the file,
+one that is given overrides it.
 """
 
 from __future__ import annotations
@@ -11,21 +15,27 @@ from typing import Any
 
 LAUNCH_ARGUMENTS = {
     "policy": ("", "policy .onnx file (empty: the newest under policies/)"),
-    "interface": ("eth0", "network interface of the robot link"),
-    "domain": ("0", "DDS domain of the robot link (the robot: 0)"),
+    "interface": ("", "network interface of the robot link (empty: the parameter file's, eth0)"),
+    "domain": ("", "DDS domain of the robot link (empty: the parameter file's, 0: the robot)"),
     "joystick": ("joy", "joystick source: joy (sensor_msgs/Joy), go2_remote or none"),
     "sim": ("false", "true: talk to the simulator (domain 1 on lo, no sport-mode release)"),
-    "config": ("", "controller YAML (empty: the packaged config/controller.yaml)"),
+    "config": ("", "ROS parameter file (empty: the packaged config/controller.yaml)"),
 }
 """Launch argument -> (default, description)."""
 
 
 def node_arguments(values: dict[str, Any]) -> list[Any]:
-    """``[--policy, <policy>, ...]`` for the node executables; values may be substitutions."""
+    """``[--interface, <interface>, ...]`` for the node executables (empty values left out)."""
     out: list[Any] = []
-    for name in ("interface", "domain", "joystick", "sim"):
-        out += [f"--{name}", values[name]]
+    for name in ("interface", "domain", "joystick", "sim", "policy"):
+        if values.get(name):
+            out += [f"--{name}", values[name]]
     return out
+
+
+def parameter_files(values: dict[str, str], packaged: str) -> list[str]:
+    """The nodes' ``parameters=``: the ``config`` argument's file, else the packaged one."""
+    return [values.get("config") or packaged]
 
 
 def optional_arguments(values: dict[str, str]) -> list[str]:

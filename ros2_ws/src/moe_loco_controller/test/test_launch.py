@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from moe_loco_controller.launch_args import LAUNCH_ARGUMENTS, node_arguments, optional_arguments
+from moe_loco_controller.launch_args import LAUNCH_ARGUMENTS, node_arguments, parameter_files
 from moe_loco_controller.nodes.bringup import parse_args, resolve_config
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -39,15 +39,19 @@ def defaults():
 
 def test_default_launch_arguments_parse_to_the_robot_config():
     values = defaults()
-    args = parse_args(node_arguments(values) + optional_arguments(values))
+    args = parse_args(node_arguments(values))
     cfg = resolve_config(args)
     assert (cfg.link.interface, cfg.link.domain_id, cfg.joystick.source) == ("eth0", 0, "joy")
+    assert parameter_files(values, "share/config/controller.yaml") == [
+        "share/config/controller.yaml"
+    ]
+    assert parameter_files({**values, "config": "mine.yaml"}, "x") == ["mine.yaml"]
     assert cfg.link.release_sport_mode
 
 
 def test_sim_launch_arguments_parse_to_the_sim_config(tmp_path):
     values = {**defaults(), "sim": "true", "joystick": "go2_remote", "policy": "p.onnx"}
-    args = parse_args(node_arguments(values) + optional_arguments(values))
+    args = parse_args(node_arguments(values))
     cfg = resolve_config(args)
     assert (cfg.link.interface, cfg.link.domain_id) == ("lo", 1)
     assert not cfg.link.release_sport_mode
@@ -89,3 +93,49 @@ def test_replay_launch_builds_a_command_line_replay_parses():
     assert (str(a.bag), a.mode, str(a.policy), a.config) == ("runs/x/bag", "node", "p.onnx", None)
     with pytest.raises(SystemExit):
         replay_args(replay_arguments({**values, "bag": "b", "mode": "fast"}))
+
+
+def test_the_launch_parameter_file_loads_into_real_nodes_with_the_arguments_on_top(make_policy):
+    """What go2.launch.py starts: each node given the packaged parameter file (``parameters=``,
+    i.e. ``--ros-args --params-file``) and the launch arguments; the arguments win."""
+    import rclpy
+
+    from moe_loco_controller.core.config import default_config_path, load_config
+    from moe_loco_controller.core.policy import PolicyRuntime
+    from moe_loco_controller.nodes.bringup import (
+        option_changes,
+        parameter_arguments,
+        split_arguments,
+    )
+    from moe_loco_controller.nodes.controller_node import ControllerNode
+    from moe_loco_controller.nodes.joystick_node import JoystickNode
+
+    policy = make_policy()
+    values = {**defaults(), "sim": "true", "policy": str(policy)}
+    params = parameter_files(values, str(default_config_path()))
+    argv = [
+        *node_arguments(values),
+        "--ros-args",
+        *(a for f in params for a in ("--params-file", f)),
+    ]
+    ours, ros_args = split_arguments(argv)
+    args = parse_args(["--link", "mirror", *ours])  # mirror: no robot link in this test
+    cfg = resolve_config(args)
+    rclpy.init(args=["controller_node", *ros_args, *parameter_arguments(option_changes(args))])
+    try:
+        controller = ControllerNode(cfg, None)
+        joystick = JoystickNode(
+            cfg.joystick, PolicyRuntime(policy).metadata, cfg.namespace, policy=cfg.policy
+        )
+        got = controller.config
+        assert (got.link.interface, got.link.domain_id, got.link.release_sport_mode) == (
+            "lo", 1, False
+        )  # fmt: skip
+        assert got.policy == str(policy) and controller.policy_name == policy.name
+        packaged = load_config()
+        assert got.control == packaged.control and got.cmd_vel == packaged.cmd_vel
+        assert joystick.config == packaged.joystick and joystick.full_config.policy == str(policy)
+        controller.destroy_node()
+        joystick.destroy_node()
+    finally:
+        rclpy.try_shutdown()

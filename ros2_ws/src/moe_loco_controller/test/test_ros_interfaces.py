@@ -207,3 +207,83 @@ def test_diagnostics_report_an_injected_fault(harness, wait):  # noqa: F811
         )
     finally:
         h.link.reader.latest = latest
+
+
+# ---------------------------------------------------------------------- ROS parameters
+def param_clients(h, node):
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
+
+    return {
+        name: h.probe.create_client(srv, f"/{node}/{name}")
+        for name, srv in (
+            ("list_parameters", ListParameters),
+            ("get_parameters", GetParameters),
+            ("set_parameters", SetParameters),
+            ("describe_parameters", DescribeParameters),
+        )
+    }
+
+
+def set_request(**values):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    return SetParameters.Request(
+        parameters=[
+            Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()
+        ]
+    )
+
+
+def test_parameters_are_listed_read_and_refused_with_a_reason(harness, wait):  # noqa: F811
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    from moe_loco_controller.core.parameters import node_parameters
+
+    h, _ = harness(peer_args=None, joystick=True)
+    for node, kind in (("moe_loco_controller", "controller"), ("moe_loco_joystick", "joystick")):
+        c = param_clients(h, node)
+        listed = set(h.call(c["list_parameters"], ListParameters.Request()).result.names)
+        expected = node_parameters(h.cfg, kind)
+        assert set(expected) <= listed, sorted(set(expected) - listed)
+        names = sorted(expected)
+        got = h.call(c["get_parameters"], GetParameters.Request(names=names)).values
+        values = {n: parameter_value_to_python(v) for n, v in zip(names, got, strict=True)}
+        for n in names:
+            v = values[n]
+            assert (list(v) if hasattr(v, "tolist") or isinstance(v, list) else v) == expected[n], n
+        described = h.call(c["describe_parameters"], DescribeParameters.Request(names=names))
+        read_only = {d.name for d in described.descriptors if d.read_only}
+        print(f"{node}: {len(names)} parameters, {len(names) - len(read_only)} changeable")
+    # the controller's: an out-of-range value is refused naming the parameter; nothing changes
+    c = param_clients(h, "moe_loco_controller")
+    res = h.call(c["set_parameters"], set_request(control__command_timeout_s=-1.0)).results[0]
+    assert not res.successful and "control.command_timeout_s must be" in res.reason, res.reason
+    assert h.node.core.config.command_timeout_s == 0.5
+    res = h.call(c["set_parameters"], set_request(link__watchdog_periods=1.0)).results[0]
+    assert (
+        not res.successful and "read-only" in res.reason and "link.watchdog_periods" in res.reason
+    )
+    assert h.node.config.link.watchdog_periods == h.cfg.link.watchdog_periods
+    res = h.call(c["set_parameters"], set_request(control__command_timeout_s="soon")).results[0]
+    assert not res.successful and res.reason, res.reason  # a wrong type
+    res = h.call(c["set_parameters"], set_request(cmd_vel__timeout_s=10.0)).results[0]
+    assert not res.successful and "cmd_vel.timeout_s must be in (0, 5]" in res.reason
+    assert h.node.config.cmd_vel.timeout_s == 0.5
+    # and a good one takes effect in the core
+    res = h.call(c["set_parameters"], set_request(control__command_timeout_s=0.3)).results[0]
+    assert res.successful, res.reason
+    assert h.node.core.config.command_timeout_s == 0.3
+    assert h.node.config.control.command_timeout_s == 0.3
+    # the joystick's deadzone and rate limit
+    j = param_clients(h, "moe_loco_joystick")
+    res = h.call(j["set_parameters"], set_request(joystick__deadzone=1.5)).results[0]
+    assert not res.successful and "joystick.deadzone must be in [0, 1)" in res.reason
+    res = h.call(j["set_parameters"], set_request(joystick__max_accel=[1.0, 1.0])).results[0]
+    assert not res.successful and "joystick.max_accel" in res.reason
+    assert h.joystick.logic.config.deadzone == 0.05
+    res = h.call(j["set_parameters"], set_request(joystick__deadzone=0.1)).results[0]
+    assert res.successful and h.joystick.logic.config.deadzone == 0.1
+    res = h.call(j["set_parameters"], set_request(joystick__max_accel=[2.0, 2.0, 4.0])).results[0]
+    assert res.successful and h.joystick.logic.config.max_accel == (2.0, 2.0, 4.0)

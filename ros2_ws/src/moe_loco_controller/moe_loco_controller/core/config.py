@@ -1,7 +1,10 @@
 """The controller's YAML configuration (``config/controller.yaml``): loaded once, validated.
 
 Every error names the offending key (``control.damp_kd: ...``); unknown keys are errors, so a typo
-never silently falls back to a default.
+never silently falls back to a default. The file may be a plain mapping of the sections or a ROS
+parameter file (``/**:`` or ``<node name>:`` sections, each ``ros__parameters:``, nested or dotted
+names), which is what the packaged one is, so that ``--ros-args --params-file`` takes it too; a
+parameter file's sections are merged in order (:func:`unwrap_ros_parameters`).
 """
 
 from __future__ import annotations
@@ -270,6 +273,53 @@ def from_dict(data: Any) -> Config:
     )
 
 
+ROS_PARAMETERS_KEY = "ros__parameters"
+
+
+def _merge(into: dict[str, Any], data: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: parameter names are strings, got {_short(key)}")
+        node = into
+        *parents, leaf = key.split(".")
+        for p in parents:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where}.{key}: {p} is a value and a section")
+            node = child
+        if isinstance(value, dict):
+            child = node.setdefault(leaf, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where}.{key}: a value and a section")
+            _merge(child, value, f"{where}.{key}")
+        else:
+            node[leaf] = value
+
+
+def unwrap_ros_parameters(data: Any) -> Any:
+    """A ROS parameter file's document as the plain mapping :func:`from_dict` takes (other
+    documents unchanged): every top-level key a node pattern whose value holds only
+    ``ros__parameters``; their parameters (nested or dotted names) merged in file order."""
+    if not isinstance(data, dict) or not any(
+        isinstance(v, dict) and ROS_PARAMETERS_KEY in v for v in data.values()
+    ):
+        return data
+    merged: dict[str, Any] = {}
+    for node, section in data.items():
+        if not isinstance(section, dict) or set(section) != {ROS_PARAMETERS_KEY}:
+            raise ConfigError(
+                f"{node}: a ROS parameter file holds only '<node>: {{{ROS_PARAMETERS_KEY}: ...}}' "
+                "sections"
+            )
+        params = section[ROS_PARAMETERS_KEY]
+        if params is None:
+            continue
+        if not isinstance(params, dict):
+            raise ConfigError(f"{node}.{ROS_PARAMETERS_KEY}: expected a mapping")
+        _merge(merged, params, f"{node}.{ROS_PARAMETERS_KEY}")
+    return merged
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     """The YAML-shaped dictionary of a :class:`Config` (``from_dict(to_dict(c)) == c``)."""
     c = cfg.control
@@ -318,6 +368,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     data = parse_yaml(text, str(p))
     try:
-        return from_dict(data)
+        return from_dict(unwrap_ros_parameters(data))
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None

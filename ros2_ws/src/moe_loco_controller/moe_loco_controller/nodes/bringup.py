@@ -6,6 +6,13 @@ launch`` (it is not installable from PyPI). Examples::
     moe-loco-bringup --policy policies/x.onnx --interface eth0          # the robot
     moe-loco-bringup --sim                                               # sim: domain 1 on lo
     moe-loco-bringup --link mirror --joystick none                      # replay from a bag
+    moe-loco-bringup --sim --ros-args --params-file my_params.yaml      # ROS parameters
+
+The nodes' ROS parameters take their defaults from ``--config`` (the packaged
+``config/controller.yaml``, itself a ROS parameter file); ``--ros-args --params-file`` / ``-p``
+override those, and this command's own options (``--policy``, ``--interface``, ``--domain``,
+``--sim``, ``--link``, ``--joystick``, ``--no-release``) override both: they are handed to the
+nodes as ``-p name:=value`` after the user's ROS arguments.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import yaml
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.utilities import remove_ros_args
 
-from moe_loco_controller.core.config import Config, ConfigError, load_config
+from moe_loco_controller.core.config import Config, ConfigError, LinkConfig, load_config
 from moe_loco_controller.core.go2 import SIM_DOMAIN_ID, SIM_INTERFACE
-from moe_loco_controller.core.policy_metadata import PolicyFileError
+from moe_loco_controller.core.policy_metadata import PolicyFileError, PolicyMetadata
 
 
 def find_policy(explicit: str, search: Sequence[Path]) -> Path:
@@ -73,7 +82,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
+    """The config from ``--config`` with this command's options applied (the nodes' parameter
+    defaults; ROS arguments are applied by the nodes)."""
     cfg = load_config(args.config)
+    changes = option_changes(args)
+    return cfg.replace(**changes) if changes else cfg
+
+
+def option_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters this command's options set (dotted names)."""
     changes: dict[str, Any] = {}
     if args.interface is not None:
         changes["link.interface"] = args.interface
@@ -95,21 +112,53 @@ def resolve_config(args: argparse.Namespace) -> Config:
         changes["link.release_sport_mode"] = False
     if args.policy is not None:
         changes["policy"] = args.policy
-    return cfg.replace(**changes) if changes else cfg
+    return changes
+
+
+def parameter_arguments(changes: dict[str, Any]) -> list[str]:
+    """``--ros-args -p name:=value ...`` (values as YAML, as rcl parses them) for ``changes``."""
+    out = []
+    for name, value in changes.items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6)
+        out += ["-p", f"{name}:={text.removesuffix(chr(10)).removesuffix('...').strip()}"]
+    return ["--ros-args", *out] if out else []
+
+
+def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(this command's arguments, the ROS arguments: ``--ros-args ...`` sections)."""
+    ours = remove_ros_args(["moe-loco-bringup", *argv])[1:]
+    return ours, _ros_sections(argv)
+
+
+def _ros_sections(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    inside = False
+    for a in argv:
+        if a == "--ros-args":
+            inside = True
+            out.append(a)
+        elif inside and a == "--":
+            inside = False
+            out.append(a)
+        elif inside:
+            out.append(a)
+    return out
 
 
 def controller_main(argv: Sequence[str] | None = None) -> int:
     """The ``controller_node`` executable (what the launch file starts)."""
-    return main([*(sys.argv[1:] if argv is None else argv), "--nodes", "controller"])
+    return main(["--nodes", "controller", *(sys.argv[1:] if argv is None else argv)])
 
 
 def joystick_main(argv: Sequence[str] | None = None) -> int:
     """The ``joystick_node`` executable (what the launch file starts)."""
-    return main([*(sys.argv[1:] if argv is None else argv), "--nodes", "joystick"])
+    return main(["--nodes", "joystick", *(sys.argv[1:] if argv is None else argv)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, ros_args = split_arguments(argv)
+    args = parse_args(ours)
     which = {n.strip() for n in args.nodes.split(",") if n.strip()}
     if not which or which - {"controller", "joystick"}:
         print(
@@ -121,8 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         which.discard("joystick")
     try:
         cfg = resolve_config(args)
-        policy = find_policy(cfg.policy, default_policy_dirs())
-    except (ConfigError, PolicyFileError) as e:
+    except ConfigError as e:
         print(f"moe-loco-bringup: {e}", file=sys.stderr)
         return 2
     from moe_loco_controller.core.policy import PolicyRuntime
@@ -130,28 +178,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     from moe_loco_controller.nodes.controller_node import ControllerNode
     from moe_loco_controller.nodes.joystick_node import JoystickNode
 
+    def make_link(c: LinkConfig) -> UnitreeLink:
+        return UnitreeLink(
+            c.domain_id, c.interface, c.release_sport_mode, c.other_publisher_check_s
+        )
+
+    def metadata_of(policy: str) -> PolicyMetadata:
+        return PolicyRuntime(find_policy(policy, default_policy_dirs())).metadata
+
+    rclpy.init(args=["moe-loco-bringup", *ros_args, *parameter_arguments(option_changes(args))])
+    nodes: list[Any] = []
+    controller = None
     try:
-        metadata = PolicyRuntime(policy).metadata
-    except PolicyFileError as e:
+        if "controller" in which:
+            controller = ControllerNode(cfg, None, link_factory=make_link)
+            nodes.append(controller)
+            cfg = controller.config
+        if "joystick" in which:
+            meta = controller.policy.metadata if controller is not None else metadata_of
+            nodes.append(JoystickNode(cfg.joystick, meta, cfg.namespace, policy=cfg.policy))
+    except (ConfigError, PolicyFileError, LinkError) as e:
+        for n in nodes:
+            n.destroy_node()
+        if controller is not None and controller.link is not None:
+            controller.link.close()
+        rclpy.try_shutdown()
         print(f"moe-loco-bringup: {e}", file=sys.stderr)
-        return 2
-    link = None
-    if "controller" in which and cfg.link.source == "unitree":
-        try:
-            link = UnitreeLink(
-                cfg.link.domain_id,
-                cfg.link.interface,
-                cfg.link.release_sport_mode,
-                cfg.link.other_publisher_check_s,
-            )
-        except LinkError as e:
-            print(f"moe-loco-bringup: {e}", file=sys.stderr)
-            return 3
-    rclpy.init()
-    controller = ControllerNode(cfg, policy, link) if "controller" in which else None
-    nodes: list[Any] = [] if controller is None else [controller]
-    if "joystick" in which:
-        nodes.append(JoystickNode(cfg.joystick, metadata, cfg.namespace))
+        return 3 if isinstance(e, LinkError) else 2
+    link = None if controller is None else controller.link
     executor = MultiThreadedExecutor(num_threads=2)
     for n in nodes:
         executor.add_node(n)
@@ -159,8 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if controller is not None:
         controller.start()
         controller.get_logger().info(
-            f"running {policy.name} ({cfg.link.source} link on {cfg.link.interface}, domain "
-            f"{cfg.link.domain_id}); joystick: {args.joystick or cfg.joystick.source}"
+            f"running {controller.policy_name} ({cfg.link.source} link on "
+            f"{cfg.link.interface}, domain {cfg.link.domain_id}); joystick: "
+            f"{args.joystick or cfg.joystick.source}"
         )
     try:
         if args.duration > 0:

@@ -41,7 +41,7 @@ from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 
-from moe_loco_controller.core.config import Config
+from moe_loco_controller.core.config import Config, LinkConfig
 from moe_loco_controller.core.controller import ControlCore, Mode, OperatorCommand, StepResult
 from moe_loco_controller.core.diagnostics import (
     ERROR,
@@ -54,6 +54,7 @@ from moe_loco_controller.core.robot_state import JointCommand, RobotState
 from moe_loco_controller.core.safety import Fault
 from moe_loco_controller.core.timing import DeadlineLoop, LoopStats, naive_loop
 from moe_loco_controller.core.velocity_source import TwistCommand, merge_velocity
+from moe_loco_controller.nodes.bringup import default_policy_dirs, find_policy
 from moe_loco_controller.nodes.messages import (
     command_from_msg,
     diagnostics_to_msg,
@@ -65,6 +66,7 @@ from moe_loco_controller.nodes.messages import (
     status_to_msg,
     velocity_to_msg,
 )
+from moe_loco_controller.nodes.parameters import declare_config, watch_runtime_parameters
 from moe_loco_msgs.msg import ControllerStatus as StatusMsg
 from moe_loco_msgs.msg import JointCommand as JointCommandMsg
 from moe_loco_msgs.msg import LocoCommand
@@ -74,21 +76,37 @@ from moe_loco_msgs.srv import SetExpertScale, SetGait
 
 class ControllerNode(Node):
     """See the module docstring. ``link``: a started :class:`~..io.link.UnitreeLink`, or None to
-    read the robot state from ``<ns>/robot_state`` (replay: nothing is sent to a robot)."""
+    read the robot state from ``<ns>/robot_state`` (replay: nothing is sent to a robot).
+
+    ``config`` gives the defaults of the node's ROS parameters; what the node was given with
+    ``--params-file`` / ``-p`` overrides them, validated the same way (:class:`ConfigError`
+    naming the parameter). ``policy_path`` None: the parameter ``policy`` (else the newest under
+    ``policies/``). ``link_factory``: with no ``link`` and ``link.source`` unitree, called with
+    the resolved ``link`` section to make one (what ``moe-loco-bringup`` does)."""
 
     def __init__(
         self,
         config: Config,
-        policy_path: str | Path,
+        policy_path: str | Path | None,
         link: Any | None = None,
         clock: Callable[[], float] = time.monotonic,
         node_name: str = "moe_loco_controller",
+        link_factory: Callable[[LinkConfig], Any] | None = None,
     ) -> None:
         super().__init__(node_name)
+        try:
+            config = declare_config(self, config, "controller")
+            if policy_path is None:
+                policy_path = find_policy(config.policy, default_policy_dirs())
+            self.policy = PolicyRuntime(policy_path, device=config.device)
+            if link is None and link_factory is not None and config.link.source == "unitree":
+                link = link_factory(config.link)
+        except BaseException:
+            self.destroy_node()
+            raise
         self.config = config
         self.link = link
         self.clock = clock
-        self.policy = PolicyRuntime(policy_path, device=config.device)
         self.core = ControlCore(self.policy, config.control)
         self.policy_name = Path(policy_path).name
         self._lock = threading.Lock()  # the core and the policy: control thread vs services
@@ -144,6 +162,7 @@ class ControllerNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         self.create_service(SetExpertScale, f"{ns}/set_expert_scale", self._on_set_scale)
         self.create_service(SetGait, f"{ns}/set_gait", self._on_set_gait)
+        watch_runtime_parameters(self, "controller", lambda: self.config, self._apply_config)
         # also warms rclpy's logging up: its first call costs ~15 ms, too long inside a tick
         self.get_logger().info(
             f"policy {self.policy_name}: {1.0 / self.core.control_dt:.0f} Hz; the LowCmd_ "
@@ -151,6 +170,12 @@ class ControllerNode(Node):
         )
 
     # ------------------------------------------------------------------ ROS callbacks
+    def _apply_config(self, config: Config) -> None:
+        """A validated run-time parameter change (only RUNTIME_PARAMETERS reach here)."""
+        with self._lock:
+            self.core.config = config.control
+            self.config = config
+
     def _on_command(self, msg: LocoCommand) -> None:
         cmd = command_from_msg(msg, self.clock())
         if cmd.request:
