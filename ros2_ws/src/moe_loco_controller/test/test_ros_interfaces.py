@@ -76,6 +76,24 @@ def test_cmd_vel_drives_the_controller_and_a_stale_twist_gives_zero(harness, wai
     assert list(h.status.command) == [0.0, 0.0, 0.0]
 
 
+def test_twist_stamped_where_configured_and_it_never_changes_mode(harness, wait):  # noqa: F811
+    from geometry_msgs.msg import TwistStamped
+
+    h, _ = harness(peer_args=None, **{"cmd_vel.stamped": True, "cmd_vel.topic": "nav/cmd_vel"})
+    pub = h.probe.create_publisher(TwistStamped, "nav/cmd_vel", 10)
+    assert wait(lambda: pub.get_subscription_count() > 0, timeout=10)
+    msg = TwistStamped()
+    msg.twist.linear.x, msg.twist.angular.z = 0.3, -0.4
+
+    def follows():
+        pub.publish(msg)
+        h.send()  # the deadman held, sticks neutral; no robot state: PASSIVE throughout
+        return h.status is not None and np.allclose(h.status.command, [0.3, 0.0, -0.4])
+
+    assert wait(follows, timeout=5, poll=0.02)
+    assert {s.mode for _, s in h.statuses} == {MODE["PASSIVE"]}
+
+
 class Listener:
     """Subscribes the probe to a topic and keeps (arrival, message)."""
 
