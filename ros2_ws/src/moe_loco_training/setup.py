@@ -19,7 +19,15 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
     ],
-    install_requires=["numpy", "torch", "onnx", "moe_loco_controller", "moe_loco_sim"],
+    install_requires=[
+        "numpy",
+        "torch",
+        "onnx",
+        "matplotlib",
+        "scikit-learn",
+        "moe_loco_controller",
+        "moe_loco_sim",
+    ],
     python_requires=">=3.10",
     zip_safe=True,
     maintainer="MoE-Loco developers",
@@ -31,6 +39,7 @@ setup(
             "moe-loco-export = moe_loco_training.export:main",
             "moe-loco-benchmark = moe_loco_training.benchmark.runner:main",
             "moe-loco-train = moe_loco_training.train.cli:main",
+            "moe-loco-analyze = moe_loco_training.analysis.cli:main",
         ]
     },
 )

@@ -47,11 +47,11 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
@@ -63,8 +63,15 @@ from moe_loco_controller.core.controller import (
     OperatorCommand,
     Request,
 )
+from moe_loco_controller.core.policy import PolicyRuntime
 from moe_loco_sim.go2_model import Go2Indices, contact_preset
-from moe_loco_sim.lockstep import LockstepConfig, LockstepHarness, OperatorEvent, operator
+from moe_loco_sim.lockstep import (
+    LockstepConfig,
+    LockstepHarness,
+    LockstepTrace,
+    OperatorEvent,
+    operator,
+)
 from moe_loco_sim.scene import Go2Scene, build_scene_spec
 from moe_loco_sim.terrain import GAIT_INDEX, TERRAIN_NAMES, TerrainDescription, TrackConfig
 from moe_loco_training.env.config import EnvConfigError, TerminationConfig, build_section
@@ -89,6 +96,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (("plane_q", "Walk (q)"),)
 """Tracks outside Table I, printed after its columns when benchmarked: the 30 m quadrupedal
 plane track (the first policy's bar: quadrupedal plane walking at 0.5 m/s)."""
+_Job = TypeVar("_Job")
+_Out = TypeVar("_Out")
 OUTCOMES = ("success", "off_runway", "terminated", "damp", "stuck", "time_limit", "time_cap")
 
 
@@ -205,7 +214,7 @@ class BenchmarkHarness(LockstepHarness):
 
     def __init__(
         self,
-        policy: str | os.PathLike[str],
+        policy: str | os.PathLike[str] | PolicyRuntime,
         controller: ControllerConfig,
         config: LockstepConfig,
         scene: Go2Scene,
@@ -283,6 +292,19 @@ def run_trial(
     controller: ControllerConfig | None = None,
 ) -> TrialResult:
     """Run one seeded trial of ``policy`` on ``track``; see the module docstring."""
+    return run_trial_traced(policy, track, trial, config, controller)[0]
+
+
+def run_trial_traced(
+    policy: str | os.PathLike[str],
+    track: str | TrackConfig,
+    trial: int,
+    config: BenchmarkConfig,
+    controller: ControllerConfig | None = None,
+    expert_scale: Sequence[float] | None = None,
+) -> tuple[TrialResult, LockstepTrace]:
+    """:func:`run_trial`, also returning the harness's trace of every control step (gate
+    weights, gait, mode, ...); ``expert_scale``: the policy's w of eq. (5) (None: ones)."""
     wall = time.perf_counter()
     seed = config.seed + trial
     scene = benchmark_scene(track, config.contact)
@@ -293,7 +315,10 @@ def run_trial(
         terrain=desc.name, contact=config.contact, spawn="stand",
         joint_noise=config.joint_noise, seed=seed,
     )  # fmt: skip
-    h = BenchmarkHarness(policy, controller, lock, scene, op)
+    runtime = PolicyRuntime(policy)
+    if expert_scale is not None:
+        runtime.set_expert_scale(expert_scale)
+    h = BenchmarkHarness(runtime, controller, lock, scene, op)
     rng = np.random.default_rng(seed)
     pos = scene.spawn_base_pos()
     pos[1] += rng.uniform(-config.spawn_y_noise, config.spawn_y_noise)
@@ -360,7 +385,7 @@ def run_trial(
         if t >= limit - 1e-9:
             break
     travel = max(0.0, float(h.robot.base_pos()[0]) - spawn_x)
-    return TrialResult(
+    result = TrialResult(
         track=desc.name,
         trial=trial,
         seed=seed,
@@ -372,6 +397,7 @@ def run_trial(
         wall_s=time.perf_counter() - wall,
         vx_error=tracking_error(v_log, cmd_log, TRACKING_WINDOW_STEPS),
     )
+    return result, h.trace
 
 
 def _trial_job(args: tuple[str, str, int, BenchmarkConfig]) -> TrialResult:
@@ -384,13 +410,18 @@ def run_benchmark(policy: str | os.PathLike[str], config: BenchmarkConfig) -> li
     jobs = [
         (str(policy), track, k, config) for track in config.tracks for k in range(config.trials)
     ]
-    workers = config.jobs or os.cpu_count() or 1
-    workers = min(workers, len(jobs))
+    return map_trials(_trial_job, jobs, config.jobs)
+
+
+def map_trials(fn: Callable[[_Job], _Out], jobs: Sequence[_Job], workers: int) -> list[_Out]:
+    """``[fn(j) for j in jobs]`` in ``workers`` spawned processes (0: one per core; 1: here).
+    ``fn`` must be a module-level function (it is pickled by name)."""
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
-        return [_trial_job(j) for j in jobs]
+        return [fn(j) for j in jobs]
     ctx = multiprocessing.get_context("spawn")  # no inherited threads (torch, onnxruntime)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_trial_job, jobs))
+        return list(pool.map(fn, jobs))
 
 
 # ----------------------------------------------------------------------------- the table

@@ -313,8 +313,13 @@ class Trainer:
             "mean_episode_length_s": float(ep_len.sum() / total_eps) if total_eps else None,
         }
 
-    def train_iteration(self) -> IterationStats:
-        """Collect one rollout and update on it."""
+    def train_iteration(self, after_collect: Callable[[], None] | None = None) -> IterationStats:
+        """Collect one rollout and update on it.
+
+        ``after_collect`` runs between the two, while the storage holds the rollout with its
+        returns and advantages and the model still has the weights that collected it (the
+        analysis tools' hook: ``moe_loco_training.analysis``); its time counts as neither.
+        """
         k = self.stage_of(self.iteration)
         if k != self.stage_index:
             self._enter_stage(k)
@@ -323,6 +328,9 @@ class Trainer:
         t0 = time.perf_counter()
         c = self.collect()
         t1 = time.perf_counter()
+        if after_collect is not None:
+            after_collect()
+        t_update = time.perf_counter()
         upd = self.ppo.update(self.storage, self.generator)
         t2 = time.perf_counter()
         self.iteration += 1
@@ -332,7 +340,7 @@ class Trainer:
             kind=stage.kind,
             samples=self.env.num_envs * self.config.runner.num_steps_per_env,
             collect_s=t1 - t0,
-            update_s=t2 - t1,
+            update_s=t2 - t_update,
             update=upd,
             action_std=float(self.ppo.action_std().detach().mean()),
             **c,

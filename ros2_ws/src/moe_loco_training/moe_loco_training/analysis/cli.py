@@ -1,0 +1,288 @@
+"""``moe-loco-analyze``: the paper's analyses of checkpoints and policy files.
+
+    moe-loco-analyze gradients CKPT [CKPT ...]   # Tables III/IV: gradient conflict between tasks
+    moe-loco-analyze usage POLICY                # Fig. 7: mean gate weight per expert and task
+    moe-loco-analyze tsne POLICY|SAMPLES.npz     # Fig. 8: t-SNE of the gate outputs
+
+Each writes its files into ``--out`` (default ``runs/analysis/<command>-<time>/``) and prints
+a Markdown summary. Exit codes: 0 done, 2 bad input (a file that is not a checkpoint or policy,
+an unknown track or preset, a refused expert scale, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from moe_loco_training.analysis.gate_samples import SINGLE_TASK_TRACKS
+
+if TYPE_CHECKING:
+    from moe_loco_training.analysis.gate_samples import GateSamples
+    from moe_loco_training.benchmark.runner import BenchmarkConfig
+
+DEFAULT_ITERATIONS = 20
+"""Gradient iterations by default: 512 robots x 24 steps x 20 = 246 k samples, 0.5 % of the
+paper's 4,096 x 24 x 500 (49 M); about 2-4 minutes of this 2-core machine per checkpoint."""
+DEFAULT_TIME_CAP_S = 20.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="moe-loco-analyze", description="The MoE-Loco paper's analyses (issue 15)."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser(
+        "gradients",
+        help="per-task surrogate gradients: cosine similarity and negative entries (Tables III/IV)",
+        description="Continue each training checkpoint for --iterations iterations with the "
+        "trainer's own code, take the PPO surrogate's gradient per task before each update, and "
+        "tabulate the pairwise cosine similarity and negative-entry ratio; several checkpoints "
+        "(e.g. MoE and w/o MoE) side by side.",
+    )
+    g.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT")
+    g.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    g.add_argument(
+        "--frozen", action="store_true", help="undo every update: all rollouts of the checkpoint"
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the checkpoint's training config (fresh environment), e.g. env.num_envs=64",
+    )
+    g.add_argument("--torch-threads", type=int, default=1)
+    g.add_argument("--out", type=Path)
+
+    for name, help_ in (
+        ("usage", "mean gate weight per expert for each task (Fig. 7): PNG, CSV"),
+        ("tsne", "t-SNE of the gate outputs by task and gait (Fig. 8): PNG, CSV"),
+    ):
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument(
+            "policy",
+            type=Path,
+            metavar="POLICY" if name == "usage" else "POLICY|SAMPLES",
+            help="an .onnx policy file"
+            + ("" if name == "usage" else ", or the gate_samples.npz that usage writes"),
+        )
+        s.add_argument(
+            "--tracks",
+            help=f"comma-separated single-task tracks (default: {','.join(SINGLE_TASK_TRACKS)})",
+        )
+        s.add_argument("--trials", type=int, default=1, help="trials per track (default 1)")
+        s.add_argument(
+            "--time-cap",
+            type=float,
+            default=DEFAULT_TIME_CAP_S,
+            help=f"seconds of RUN per trial at most (default {DEFAULT_TIME_CAP_S:g})",
+        )
+        s.add_argument("--jobs", type=int, default=0, help="worker processes (0: one per core)")
+        s.add_argument("--seed", type=int)
+        s.add_argument("--config", type=Path, help="benchmark YAML (default config/benchmark.yaml)")
+        s.add_argument("--expert-scale", help="w of eq. (5), comma-separated, one per expert")
+        s.add_argument("--preset", help="an expert-scale preset of the controller's presets YAML")
+        s.add_argument("--out", type=Path)
+        if name == "tsne":
+            s.add_argument(
+                "--max-points", type=int, default=2000, help="embed at most this many steps"
+            )
+            s.add_argument("--perplexity", type=float, default=30.0)
+    return p
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    out = args.out or Path("runs") / "analysis" / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class UsageError(ValueError):
+    """Bad input: exit code 2 with the message."""
+
+
+def run_gradients(args: argparse.Namespace) -> int:
+    from moe_loco_training.analysis.checkpoints import CheckpointError, trainer_from_checkpoint
+    from moe_loco_training.analysis.conflict_tables import csv_report, markdown_report
+    from moe_loco_training.analysis.gradient_conflict import measure_gradient_conflict
+    from moe_loco_training.train.cli import parse_overrides
+    from moe_loco_training.train.config import TrainConfigError
+
+    if args.iterations < 1:
+        raise UsageError(f"--iterations must be >= 1, got {args.iterations}")
+    try:
+        overrides = parse_overrides(args.set)
+    except TrainConfigError as e:
+        raise UsageError(str(e)) from None
+    threads = torch.get_num_threads()
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    results = []
+    try:
+        trainers, notes = [], []
+        for ckpt in args.checkpoints:  # every file checked before any long work
+            note: list[str] = []
+            try:
+                trainers.append(trainer_from_checkpoint(ckpt, overrides, note))
+            except (CheckpointError, TrainConfigError, ValueError) as e:
+                raise UsageError(str(e)) from None
+            notes.append("; ".join(note))
+        for ckpt, trainer, note in zip(args.checkpoints, trainers, notes, strict=True):
+            print(
+                f"moe-loco-analyze gradients: {ckpt} ({trainer.model.config.head}) from iteration "
+                f"{trainer.iteration}, {args.iterations} iterations; {note}",
+                file=sys.stderr,
+            )
+
+            def progress(k: int, _g: object) -> None:
+                print(f"  iteration {k}/{args.iterations}", file=sys.stderr, flush=True)
+
+            try:
+                r = measure_gradient_conflict(
+                    trainer, args.iterations, str(ckpt), args.frozen, progress
+                )
+                r.environment = note
+                results.append(r)
+            finally:
+                trainer.close()
+    finally:
+        torch.set_num_threads(threads)
+    out = _out_dir(args)
+    md = markdown_report(results)
+    (out / "gradients.md").write_text(md)
+    (out / "gradients.csv").write_text(csv_report(results))
+    print(md)
+    print(f"moe-loco-analyze: wrote {out / 'gradients.md'} and gradients.csv", file=sys.stderr)
+    return 0
+
+
+def _benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
+    from moe_loco_training.benchmark.runner import load_benchmark_config
+    from moe_loco_training.env.config import EnvConfigError
+
+    try:
+        cfg = load_benchmark_config(args.config)
+        tracks = SINGLE_TASK_TRACKS
+        if args.tracks:
+            tracks = tuple(t.strip() for t in args.tracks.split(",") if t.strip())
+        changes: dict[str, object] = {
+            "tracks": tracks,
+            "trials": args.trials,
+            "time_cap_s": args.time_cap,
+            "jobs": args.jobs,
+        }
+        if args.seed is not None:
+            changes["seed"] = args.seed
+        return dataclasses.replace(cfg, **changes)
+    except (EnvConfigError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _samples(args: argparse.Namespace) -> GateSamples:
+    from moe_loco_training.analysis.gate_samples import (
+        GateSampleError,
+        GateSamples,
+        collect_gate_samples,
+    )
+
+    if args.policy.suffix == ".npz" and args.command == "tsne":
+        try:
+            return GateSamples.load(args.policy)
+        except GateSampleError as e:
+            raise UsageError(str(e)) from None
+    if not args.policy.is_file():
+        raise UsageError(f"{args.policy}: no such file")
+    scale = None
+    if args.expert_scale is not None:
+        try:
+            scale = [float(w) for w in args.expert_scale.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--expert-scale {args.expert_scale!r}: expected comma-separated numbers"
+            ) from None
+    cfg = _benchmark_config(args)
+    print(
+        f"moe-loco-analyze {args.command}: {args.policy} on {len(cfg.tracks)} track(s) x "
+        f"{cfg.trials} trial(s), at most {cfg.time_cap_s:g} s each",
+        file=sys.stderr,
+    )
+    try:
+        return collect_gate_samples(args.policy, cfg, scale, args.preset)
+    except GateSampleError as e:
+        raise UsageError(str(e)) from None
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    from moe_loco_training.analysis.expert_usage import (
+        expert_usage,
+        plot_usage,
+        usage_csv,
+        usage_table,
+    )
+
+    samples = _samples(args)
+    usage = expert_usage(samples)
+    if not usage:
+        raise UsageError(f"{args.policy}: no RUN step in any trial (nothing to average)")
+    out = _out_dir(args)
+    samples.save(out / "gate_samples.npz")
+    (out / "usage.csv").write_text(usage_csv(usage, samples.expert_labels))
+    scale = ", ".join(f"{w:g}" for w in samples.expert_scale)
+    plot_usage(
+        usage,
+        samples.expert_labels,
+        out / "usage.png",
+        f"Expert usage: {Path(samples.policy).name} (expert scale {scale})",
+    )
+    print(f"# Expert usage (Fig. 7): {samples.policy}, expert scale [{scale}]\n")
+    print(usage_table(usage, samples.expert_labels))
+    print(
+        f"moe-loco-analyze: wrote {out / 'usage.png'}, usage.csv and gate_samples.npz",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_tsne(args: argparse.Namespace) -> int:
+    from moe_loco_training.analysis.gate_tsne import embed_gates, embedding_csv, plot_embedding
+
+    samples = _samples(args)
+    try:
+        emb = embed_gates(samples, args.max_points, args.seed or 0, args.perplexity)
+    except ValueError as e:
+        raise UsageError(f"{args.policy}: {e}") from None
+    out = _out_dir(args)
+    (out / "tsne.csv").write_text(embedding_csv(emb))
+    plot_embedding(
+        emb,
+        out / "tsne.png",
+        f"t-SNE of the gate outputs: {Path(samples.policy).name} "
+        f"({len(emb.xy)} steps, perplexity {emb.perplexity:g})",
+    )
+    counts = ", ".join(f"{t} {int((emb.task == t).sum())}" for t in dict.fromkeys(emb.task))
+    print(f"t-SNE of {len(emb.xy)} gate outputs of {samples.policy}: {counts}")
+    print(f"moe-loco-analyze: wrote {out / 'tsne.png'} and tsne.csv", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``moe-loco-analyze``: see ``--help``."""
+    args = _parser().parse_args(argv)
+    run = {"gradients": run_gradients, "usage": run_usage, "tsne": run_tsne}[args.command]
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"moe-loco-analyze {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
