@@ -59,10 +59,13 @@ def scenario(walk: float) -> list[Phase]:
 
 
 def find_policy(run_dir: Path) -> tuple[Path, bool]:
-    """The newest policy in policies/, or a seeded random export (second value: trained?)."""
-    found = sorted((ROOT / "policies").glob("*.onnx"), key=lambda p: p.stat().st_mtime)
-    if found:
-        return found[-1], True
+    """The newest policy in policies/ (the highest version in its name), or a seeded random
+    export (second value: trained?)."""
+    from moe_loco_controller.core.policy_files import newest_policy
+
+    newest = newest_policy((ROOT / "policies").glob("*.onnx"))
+    if newest is not None:
+        return newest, True
     from moe_loco_training.export import export_policy, random_policy
 
     path = run_dir / "random_policy_seed0.onnx"

@@ -31,11 +31,13 @@ from rclpy.utilities import remove_ros_args
 
 from moe_loco_controller.core.config import Config, ConfigError, LinkConfig, load_config
 from moe_loco_controller.core.go2 import SIM_DOMAIN_ID, SIM_INTERFACE
+from moe_loco_controller.core.policy_files import newest_policy
 from moe_loco_controller.core.policy_metadata import PolicyFileError, PolicyMetadata
 
 
 def find_policy(explicit: str, search: Sequence[Path]) -> Path:
-    """The policy file to run: ``explicit`` if given, else the newest .onnx in ``search``."""
+    """The policy file to run: ``explicit`` if given, else the newest .onnx in ``search`` (the
+    highest version in its name: :mod:`moe_loco_controller.core.policy_files`)."""
     if explicit:
         return Path(explicit)
     found = [p for d in search if d.is_dir() for p in d.glob("*.onnx")]
@@ -43,7 +45,9 @@ def find_policy(explicit: str, search: Sequence[Path]) -> Path:
         raise PolicyFileError(
             f"no policy given and no .onnx under {[str(d) for d in search]}; pass --policy"
         )
-    return max(found, key=lambda p: p.stat().st_mtime)
+    newest = newest_policy(found)
+    assert newest is not None
+    return newest
 
 
 def default_policy_dirs() -> list[Path]:
