@@ -266,6 +266,7 @@ def summarise(bag_path, truth, phases, timing, policy, trained) -> dict:
         "distance_run_m": distance,
         "net_displacement_run_m": net,
         "vx_tracking_mae_run": track,
+        "segments": command_segments(ct, modes, gaits, statuses, tt, pos),
         "loop_rate_hz": timing.get("loop_rate_hz"),
         "loop_period_err_p99_ms": timing.get("loop_period_err_p99_ms"),
         "loop_critical_p99_ms": timing.get("loop_critical_p99_ms"),
@@ -273,6 +274,42 @@ def summarise(bag_path, truth, phases, timing, policy, trained) -> dict:
         "sim_lowcmd_bad_crc": truth[-1].get("lowcmd_bad_crc") if truth else None,
         "bag": str(bag_path),
     }
+
+
+def command_segments(ct, modes, gaits, statuses, tt, pos) -> list[dict]:
+    """Each stretch of RUN with one command (vx, gait): its start [s from the first status],
+    duration, path length and net displacement of the base (sim truth), and the net over the
+    duration (the mean speed)."""
+    out: list[dict] = []
+    key = [
+        (m == "RUN", round(float(s.command[0]), 3), int(g))
+        for m, g, s in zip(modes, gaits, statuses, strict=True)
+    ]
+    i = 0
+    while i < len(key):
+        j = i
+        while j + 1 < len(key) and key[j + 1] == key[i]:
+            j += 1
+        run, vx, gait = key[i]
+        if run and ct[j] > ct[i]:
+            a, b = np.searchsorted(tt, [ct[i], ct[j]])
+            seg = pos[a : max(a + 1, b)]
+            length = float(np.sum(np.linalg.norm(np.diff(seg[:, :2], axis=0), axis=1)))
+            out.append(
+                {
+                    "start_s": round(float(ct[i] - ct[0]), 2),
+                    "duration_s": round(float(ct[j] - ct[i]), 2),
+                    "gait": "bipedal" if gait else "quadrupedal",
+                    "command_vx": vx,
+                    "distance_m": length,
+                    "net_m": float(np.linalg.norm(seg[-1, :2] - seg[0, :2])),
+                    "mean_speed": float(
+                        np.linalg.norm(seg[-1, :2] - seg[0, :2]) / max(ct[j] - ct[i], 1e-9)
+                    ),
+                }
+            )
+        i = j + 1
+    return out
 
 
 def plot(bag_path, truth, out, summary) -> None:
@@ -326,6 +363,12 @@ def print_summary(s: dict, run_dir: Path) -> None:
         f"(net {s['net_displacement_run_m']:.2f} m); vx tracking error (mean |cmd - sim|): "
         f"{s['vx_tracking_mae_run']:.3f} m/s"
     )
+    for g in s["segments"]:
+        print(
+            f"  {g['start_s']:5.1f} s +{g['duration_s']:4.1f} s  {g['gait']:11s} vx "
+            f"{g['command_vx']:+.2f} m/s: walked {g['distance_m']:.2f} m (net {g['net_m']:.2f} m, "
+            f"mean speed {g['mean_speed']:.2f} m/s)"
+        )
     print(
         f"control loop: {s['loop_rate_hz']:.1f} Hz, period error p99 "
         f"{s['loop_period_err_p99_ms']:.2f} ms, step p99 {s['loop_critical_p99_ms']:.2f} ms; "
