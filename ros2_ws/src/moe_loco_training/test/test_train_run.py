@@ -84,6 +84,32 @@ def test_resume_reproduces_the_next_iteration_exactly(tmp_path, monkeypatch):
         t.close()
 
 
+def test_a_resume_that_changes_the_pas_length_anneals_at_the_new_rate(tmp_path):
+    """P_t's rate follows the resumed run's schedule: with the checkpoint's own config it is
+    the same number; with the PAS stage shortened it is faster, so P_t still reaches 0 at the
+    stage's end (the checkpoint's rate left v1's PAS at P = 0.006)."""
+    over = {
+        "stages.plane.iterations": 1,
+        "stages.pas.enabled": True,
+        "stages.pas.iterations": 6,
+        "stages.pas.env": STAND,
+        "runner.progress": False,
+    }
+    cfg = load_train_config("train_ci", over)
+    a = Trainer(cfg, out=None)
+    a.run(2)
+    a.save(tmp_path / "ckpt.pt")
+    same = Trainer.resume(tmp_path / "ckpt.pt", out=None)
+    assert same.pas.alpha == a.pas.alpha and same.pas.steps == a.pas.steps == 32
+    short = load_train_config("train_ci", {**over, "stages.pas.iterations": 3})
+    b = Trainer.resume(tmp_path / "ckpt.pt", config=short, out=None)
+    assert b.pas.alpha == short.pas_alpha() < a.pas.alpha and b.pas.steps == 32
+    b.run()
+    assert b.pas.probability() == 0.0 and b.provenance().stage == "stage2"
+    for t in (a, same, b):
+        t.close()
+
+
 def test_cli_trains_logs_checkpoints_resumes_and_exports(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["--config", "train_ci", "--run-dir", str(run), "--seed", "3"]

@@ -519,6 +519,10 @@ class Trainer:
         self.model.load_state_dict(model_state)
         self.ppo.load_state_dict(ts["ppo"])
         self.pas.load_state_dict(ts["pas"])
+        # the rate comes from this run's schedule (the same number when it is the checkpoint's):
+        # a resume that changes the PAS stages' length (--set stages.pas.iterations) anneals at
+        # the new rate from the step reached; the checkpoint's rate would end the stage short of 0
+        self.pas.alpha, self.pas.floor = self.config.pas_alpha(), self.config.pas.floor
         self.generator.set_state(ts["generator"])
         torch.set_rng_state(ts["torch_rng"])
         self.iteration = int(ts["iteration"])
