@@ -273,10 +273,18 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
     scale_cli = driver.create_client(SetExpertScale, "moe_loco/set_expert_scale")
     gait_cli = driver.create_client(SetGait, "moe_loco/set_gait")
     executor = SingleThreadedExecutor()
-    for n in (controller, recorder, driver):
+    for n in (controller, driver):
         executor.add_node(n)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    # the recorder on its own executor, as moe-loco-record runs in its own process: sharing the
+    # controller's, its robot-state callbacks waited behind the controller's publishing, and a
+    # frame's bag time could land after the tick that consumed it (mirror-input bags pair by
+    # arrival: seen once in make test as a one-frame slip at step 50)
+    rec_executor = SingleThreadedExecutor()
+    rec_executor.add_node(recorder)
+    rec_spinner = threading.Thread(target=rec_executor.spin, daemon=True)
+    rec_spinner.start()
     status = "/moe_loco/status"
 
     def mode():
@@ -332,6 +340,8 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
     )
     executor.shutdown()
     spinner.join(timeout=5.0)
+    rec_executor.shutdown()
+    rec_spinner.join(timeout=5.0)
     recorder.destroy_node()  # nothing may write once the writer closes
     writer.close()
     controller.destroy_node()
