@@ -28,7 +28,7 @@ def test_every_config_key_is_a_parameter_of_exactly_one_node_but_policy_and_name
     joystick = node_parameters(cfg, "joystick")
     assert set(controller) | set(joystick) == all_parameter_names() == set(flatten(to_dict(cfg)))
     assert set(controller) & set(joystick) == {"policy", "namespace"}
-    assert controller["link.interface"] == "eth0" and controller["control.stand_kp"] == 60.0
+    assert controller["link.interface"] == "eth0" and controller["control.stand_kp"] == 50.0
     assert joystick["joystick.max_accel"] == [1.0, 1.0, 2.0]
     assert joystick["joystick.mapping.buttons.deadman"] == 4
     for node, names in RUNTIME_PARAMETERS.items():

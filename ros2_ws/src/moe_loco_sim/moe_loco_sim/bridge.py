@@ -18,6 +18,12 @@ line on stdout (what tests and benchmarks read)::
     moe-loco-sim --domain 42 --report-every 0.25 --duration 10
     moe-loco-sim --record-trajectory run.npz      # then: moe-loco-render run.npz (an MP4)
     moe-loco-sim --actuation-delay-ms 10          # every command acts 10 ms after it arrived
+    moe-loco-sim --convention unitree_mujoco      # behave as Unitree's own MuJoCo simulator
+
+``--convention unitree_mujoco`` reproduces what Unitree's ``unitree_mujoco`` (``simulate_python``)
+does differently from the robot, so that our tests cover it (:mod:`moe_loco_sim.conventions`):
+LowState_ once per physics step (200 Hz) with ``crc`` 0, a PD torque from the previous physics
+step's sensor values, and that model's joint damping.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from moe_loco_controller.core import go2
 from moe_loco_controller.core.remote import pack_remote
 from moe_loco_controller.core.robot_state import JointCommand
 from moe_loco_controller.io import cdr
+from moe_loco_sim.conventions import CONVENTIONS, convention
 from moe_loco_sim.go2_model import CONTACT_PRESETS, DEFAULT_TIMESTEP
 from moe_loco_sim.lowlevel_state import NEUTRAL_REMOTE, SimFrame, encode_lowstate
 from moe_loco_sim.motor import command_from_lowcmd_values
@@ -53,6 +60,7 @@ from moe_loco_sim.terrain import TERRAIN_NAMES
 from moe_loco_sim.video import TrajectoryRecorder
 
 TOPIC_WIRELESS = "rt/wirelesscontroller"
+
 _WIRELESS = struct.Struct("<4fH")  # lx, ly, rx, ry, keys (WirelessController_ in CDR)
 
 
@@ -75,8 +83,12 @@ class BridgeConfig:
     """Physics steps per publish at most; further behind, the sim slows down (counted)."""
     actuation_delay_s: float = 0.0
     """An accepted LowCmd_ drives the motors from this long (sim time) after its arrival."""
+    convention: str = "go2"
+    """A name of :data:`~moe_loco_sim.conventions.CONVENTIONS`: ``go2`` (as the robot) or
+    ``unitree_mujoco`` (as Unitree's simulator; ``lowstate_hz`` is then the physics rate)."""
 
     def __post_init__(self) -> None:
+        convention(self.convention)  # ValueError naming the known ones
         if not 0.0 < self.timestep <= DEFAULT_TIMESTEP:
             raise ValueError(f"timestep must be in (0, {DEFAULT_TIMESTEP}] s (>= 200 Hz)")
         if not 1.0 <= self.lowstate_hz <= 5000.0:
@@ -210,8 +222,10 @@ class SimBridge:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = c = config
+        self.convention = conv = convention(c.convention)
         if robot is None:
-            robot = SimRobot(build_scene(c.terrain, c.contact, c.timestep))
+            scene = conv.apply(build_scene(c.terrain, c.contact, c.timestep))
+            robot = SimRobot(scene, pd_delay_steps=conv.pd_delay_steps)
             robot.reset(c.spawn, c.joint_noise, np.random.default_rng(c.seed))
         self.robot = robot
         self.ports = ports
@@ -226,6 +240,13 @@ class SimBridge:
         self._sent0 = 0
         self._pending: deque[tuple[float, JointCommand]] = deque()
         """Accepted commands waiting out the actuation delay: (sim time due, command)."""
+
+    @property
+    def lowstate_hz(self) -> float:
+        """The rt/lowstate rate this bridge publishes at (real time)."""
+        if self.convention.lowstate_at_physics_rate:
+            return 1.0 / self.robot.timestep
+        return self.config.lowstate_hz
 
     # ------------------------------------------------------------------ one tick
     def poll_inputs(self) -> None:
@@ -253,7 +274,8 @@ class SimBridge:
         robot.end_step()
 
     def publish(self, tick: int) -> None:
-        self.ports.write_lowstate(encode_lowstate(self.frame, tick, self.remote))
+        data = encode_lowstate(self.frame, tick, self.remote, crc=self.convention.lowstate_crc)
+        self.ports.write_lowstate(data)
         self.lowstate_sent += 1
 
     # ------------------------------------------------------------------ the loop
@@ -273,8 +295,8 @@ class SimBridge:
         """
         c, robot = self.config, self.robot
         stop = stop or threading.Event()
-        period = 1.0 / c.lowstate_hz
         dt = robot.timestep
+        period = dt if self.convention.lowstate_at_physics_rate else 1.0 / c.lowstate_hz
         sim_start = robot.time
         wall0 = self.clock()
         self._wall0, self._sim0, self._sent0 = wall0, sim_start, self.lowstate_sent
@@ -350,6 +372,7 @@ class SimBridge:
             "tau": robot.tau.tolist(),
             "base_pos": pos.tolist(),
             "upright": robot.upright(),
+            "convention": self.config.convention,
         }
 
 
@@ -380,7 +403,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="allow domain 0, the real robot's (a sim there can confuse a robot's controller)",
     )
-    p.add_argument("--lowstate-hz", type=float, default=500.0, help="rt/lowstate rate (500)")
+    p.add_argument(
+        "--lowstate-hz", type=float, default=500.0, help="rt/lowstate rate (500; see --convention)"
+    )
+    p.add_argument(
+        "--convention",
+        default="go2",
+        choices=sorted(CONVENTIONS),
+        help="go2: as the robot (default); unitree_mujoco: as Unitree's simulator (LowState_ at "
+        "the physics rate with crc 0, PD from the previous step's sensors, its joint damping)",
+    )
     p.add_argument(
         "--actuation-delay-ms",
         type=float,
@@ -444,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lowstate_hz=a.lowstate_hz,
             rtf=a.rtf,
             actuation_delay_s=a.actuation_delay_ms / 1e3,
+            convention=a.convention,
         )
     except ValueError as e:
         print(f"moe-loco-sim: {e}", file=sys.stderr)
@@ -484,8 +517,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"moe-loco-sim: Go2 on {config.terrain} ({config.contact} contacts, physics "
-        f"{1.0 / config.timestep:.0f} Hz), rt/lowstate at {config.lowstate_hz:.0f} Hz on domain "
-        f"{config.domain} / {config.interface}, rtf {config.rtf:g}",
+        f"{1.0 / config.timestep:.0f} Hz), rt/lowstate at "
+        f"{bridge.lowstate_hz:.0f} Hz on "
+        f"domain {config.domain} / {config.interface}, rtf {config.rtf:g}, convention "
+        f"{config.convention}",
         file=sys.stderr,
         flush=True,
     )

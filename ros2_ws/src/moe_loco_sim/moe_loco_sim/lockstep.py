@@ -39,6 +39,7 @@ from moe_loco_controller.core.controller import (
     StepResult,
 )
 from moe_loco_controller.core.policy import PolicyRuntime
+from moe_loco_sim.conventions import convention
 from moe_loco_sim.go2_model import DEFAULT_TIMESTEP
 from moe_loco_sim.lowlevel_state import robot_state_from_frame
 from moe_loco_sim.robot import SimRobot
@@ -123,6 +124,9 @@ class LockstepConfig:
     joint_noise: float = 0.02
     """Standard deviation of the start pose's random perturbation [rad], drawn from ``seed``."""
     seed: int = 0
+    convention: str = "go2"
+    """The simulator's behaviour (:mod:`moe_loco_sim.conventions`): ``go2``, or ``unitree_mujoco``
+    (a PD from the previous physics step's joint state, its model's joint damping)."""
 
 
 _FIELDS_1D = ("t", "mode", "gait", "base_height", "stand_progress")
@@ -228,7 +232,8 @@ class LockstepHarness:
     ``policy``: a policy file or a loaded :class:`PolicyRuntime` (its recurrent state and expert
     scale are this run's). ``controller``: the core's configuration (``load_config().control``
     for the controller YAML's; default :class:`ControllerConfig`). ``scene``: a prebuilt scene to
-    reuse (its model is only read); else one is built from ``config``.
+    reuse (its model is only read, so a convention's joint damping must already be on it:
+    ``convention(name).apply(scene)``); else one is built from ``config``.
     """
 
     def __init__(
@@ -243,12 +248,13 @@ class LockstepHarness:
         self.config = c = config or LockstepConfig()
         self.policy = policy if isinstance(policy, PolicyRuntime) else PolicyRuntime(policy)
         self.core = ControlCore(self.policy, controller)
-        self.scene = scene or build_scene(c.terrain, c.contact, c.timestep)
+        conv = convention(c.convention)
+        self.scene = scene or conv.apply(build_scene(c.terrain, c.contact, c.timestep))
         if not math.isclose(self.scene.model.opt.timestep, c.timestep, rel_tol=1e-12):
             raise ValueError(
                 f"scene timestep {self.scene.model.opt.timestep} != config timestep {c.timestep}"
             )
-        self.robot = SimRobot(self.scene)
+        self.robot = SimRobot(self.scene, conv.pd_delay_steps)
         spawn = c.spawn if isinstance(c.spawn, str) else tuple(c.spawn)
         self.robot.reset(spawn, c.joint_noise, np.random.default_rng(c.seed))
         ratio = self.core.control_dt / c.timestep

@@ -142,9 +142,12 @@ def lowstate_values(frame: SimFrame, tick: int, remote: bytes = NEUTRAL_REMOTE) 
     return v
 
 
-def encode_lowstate(frame: SimFrame, tick: int, remote: bytes = NEUTRAL_REMOTE) -> bytes:
-    """The serialised LowState_ of ``frame`` with its CRC, ready for rt/lowstate."""
-    return cdr.encode_lowstate(lowstate_values(frame, tick, remote))
+def encode_lowstate(
+    frame: SimFrame, tick: int, remote: bytes = NEUTRAL_REMOTE, crc: bool = True
+) -> bytes:
+    """The serialised LowState_ of ``frame`` with its CRC (``crc=False``: 0, as Unitree's
+    simulator), ready for rt/lowstate."""
+    return cdr.encode_lowstate(lowstate_values(frame, tick, remote), crc)
 
 
 def robot_state_from_frame(

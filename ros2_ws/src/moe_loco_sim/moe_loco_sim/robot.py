@@ -7,6 +7,11 @@ and their sensors to the current instant, when :meth:`SimRobot.frame` reads what
 :meth:`SimRobot.end_step` computes the motors' torques from that same state and the latest command
 (zero-order hold over the step), then integrates. So the torque applied over ``[t, t + dt]`` comes
 from the state at ``t``, and a command computed from the frame at ``t`` acts from ``t`` on.
+
+``pd_delay_steps=1`` is Unitree's own simulator (``unitree_mujoco``'s ``simulate_python``): it
+computes a LowCmd_'s torque from MuJoCo's sensor values, which ``mj_step`` computed before it
+integrated, so the torque over ``[t, t + dt]`` comes from the joint state at ``t - dt``. A PD loop
+whose damping is stable at zero delay can chatter under this one-step delay.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ def spawn_pose(pose: str | Sequence[float]) -> np.ndarray:
 class SimRobot:
     """A Go2 on a :class:`~moe_loco_sim.scene.Go2Scene` (motor actuation: ctrl = torque)."""
 
-    def __init__(self, scene: Go2Scene) -> None:
+    def __init__(self, scene: Go2Scene, pd_delay_steps: int = 0) -> None:
+        if pd_delay_steps not in (0, 1):
+            raise ValueError(f"pd_delay_steps must be 0 or 1, got {pd_delay_steps}")
         if scene.idx.actuation != "motor":
             raise ValueError("SimRobot applies the motor law itself: build the scene with motors")
         self.scene = scene
@@ -62,6 +69,9 @@ class SimRobot:
         self.tau = np.zeros(go2.NUM_MOTORS)
         """The torques applied over the last physics step [N m], SDK order."""
         self.steps = 0
+        self.pd_delay_steps = pd_delay_steps
+        """Physics steps between the joint state a torque is computed from and its application."""
+        self._pd_state: tuple[np.ndarray, np.ndarray] | None = None
         self.reset()
 
     def reset(
@@ -85,6 +95,7 @@ class SimRobot:
         self._law = MotorLaw(self.command, self.idx.torque_limit)
         self.tau = np.zeros(go2.NUM_MOTORS)
         self.steps = 0
+        self._pd_state = None
 
     # ------------------------------------------------------------------ stepping
     @property
@@ -106,7 +117,13 @@ class SimRobot:
         d, idx = self.data, self.idx
         if self._law.command is not self.command:
             self._law = MotorLaw(self.command, idx.torque_limit)
-        self.tau = self._law.torque(d.qpos[idx.qpos], d.qvel[idx.qvel])
+        q, dq = d.qpos[idx.qpos], d.qvel[idx.qvel]
+        if self.pd_delay_steps:
+            # the previous step's joint state (the first step has none older than its own)
+            held = self._pd_state if self._pd_state is not None else (q.copy(), dq.copy())
+            self._pd_state = (q.copy(), dq.copy())
+            q, dq = held
+        self.tau = self._law.torque(q, dq)
         d.ctrl[idx.ctrl] = self.tau
         mujoco.mj_step2(self.model, d)
         self.steps += 1

@@ -9,6 +9,7 @@ import pytest
 
 _CONTROLLER_TESTS = Path(__file__).resolve().parents[2] / "moe_loco_controller" / "test"
 sys.path.insert(0, str(_CONTROLLER_TESTS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bridge_helpers
 import policy_factory  # noqa: E402
 
 

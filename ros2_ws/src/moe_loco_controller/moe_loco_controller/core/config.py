@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from moe_loco_controller.core.controller import ControllerConfig
+from moe_loco_controller.core.go2 import ROBOT_DOMAIN_ID, SIM_INTERFACE
 from moe_loco_controller.core.joystick import JoyMapping, JoystickConfig
 from moe_loco_controller.core.ros_names import check_namespace
 from moe_loco_controller.core.safety import SafetyLimits
@@ -30,6 +31,15 @@ class ConfigError(ValueError):
     """A configuration the controller refuses."""
 
 
+CRC_POLICIES = ("verify", "off")
+
+
+def is_simulator_link(interface: str, domain_id: int) -> bool:
+    """A link that cannot reach the robot: the loopback interface on a domain other than the
+    robot's (Unitree's simulator convention is domain 1 on ``lo``)."""
+    return interface == SIM_INTERFACE and domain_id != ROBOT_DOMAIN_ID
+
+
 @dataclass(frozen=True)
 class LinkConfig:
     source: str = "unitree"
@@ -41,8 +51,20 @@ class LinkConfig:
     watchdog_periods: float = 3.0
     """The LowCmd_ stream sends damping once the newest step is older than this many control
     periods (a stalled or dead control loop)."""
+    crc: str = "verify"
+    """rt/lowstate CRC policy: ``verify`` (a frame with a wrong CRC is counted and dropped) or
+    ``off`` (frames are used unchecked: Unitree's MuJoCo simulator sends ``crc`` 0), allowed only on
+    a simulator link (:func:`is_simulator_link`), never on the robot's."""
 
     def __post_init__(self) -> None:
+        if self.crc not in CRC_POLICIES:
+            raise ValueError(f"link.crc must be one of {list(CRC_POLICIES)}, got {self.crc!r}")
+        if self.crc == "off" and not is_simulator_link(self.interface, self.domain_id):
+            raise ValueError(
+                "link.crc: 'off' is allowed only on a simulator link (interface "
+                f"{SIM_INTERFACE!r}, domain_id != {ROBOT_DOMAIN_ID}); this link is interface "
+                f"{self.interface!r}, domain_id {self.domain_id}: the robot's frames are verified"
+            )
         if not 1.0 <= self.watchdog_periods <= 10.0:
             raise ValueError(f"link.watchdog_periods must be in 1..10, got {self.watchdog_periods}")
         if self.source not in ("unitree", "mirror"):
@@ -159,6 +181,7 @@ _SCALARS = {
         "release_sport_mode": bool,
         "other_publisher_check_s": float,
         "watchdog_periods": float,
+        "crc": str,
     },
     SafetyLimits: {f.name: float for f in dataclasses.fields(SafetyLimits)},
     ControllerConfig: {

@@ -49,6 +49,9 @@ class LinkHealth:
     stale_limit_s: float
     bad_crc_total: int = 0
     bad_crc_new: int = 0
+    zero_crc_new: int = 0
+    """Of the window's bad-CRC frames, those with the CRC field 0 (Unitree's simulator)."""
+    crc_check: str = "verify"
     faults: tuple[tuple[str, str], ...] = ()
     watchdog_trips_total: int = 0
     watchdog_trips_new: int = 0
@@ -155,6 +158,7 @@ def _link_entry(link: LinkHealth) -> DiagnosticEntry:
         ("source", link.kind),
         ("state age [ms]", _ms(link.state_age_s)),
         ("stale limit [ms]", _ms(link.stale_limit_s)),
+        ("CRC check", link.crc_check),
         ("CRC errors (total)", str(link.bad_crc_total)),
         ("CRC errors (window)", str(link.bad_crc_new)),
         ("link faults", ", ".join(f for f, _ in link.faults) or "none"),
@@ -171,7 +175,15 @@ def _link_entry(link: LinkHealth) -> DiagnosticEntry:
     if problems:
         return DiagnosticEntry(name, ERROR, "; ".join(problems), values)
     if link.bad_crc_new:
-        return DiagnosticEntry(name, WARN, f"{link.bad_crc_new} CRC error(s) in the window", values)
+        message = f"{link.bad_crc_new} CRC error(s) in the window"
+        if link.zero_crc_new == link.bad_crc_new:
+            message += (
+                " (all with crc 0, as Unitree's MuJoCo simulator sends: on a simulator link, "
+                "set link.crc: off)"
+            )
+        return DiagnosticEntry(name, WARN, message, values)
+    if link.crc_check == "off":
+        return DiagnosticEntry(name, OK, f"{link.kind}: state fresh (CRC check off: sim)", values)
     return DiagnosticEntry(name, OK, f"{link.kind}: state fresh", values)
 
 

@@ -109,9 +109,10 @@ def lowcmd_values(cmd: object) -> list:
 
 # The other direction of each message, for the simulated robot (moe_loco_sim's bridge): it sends
 # LowState_ and receives LowCmd_ at the robot's rates, so it needs the same fast paths.
-def encode_lowstate(values: list) -> bytes:
-    """A serialised LowState_ (header included) from its flat value list, with its CRC set."""
-    values[LS_CRC] = crc32_core(_LOWSTATE_C.pack(*values))
+def encode_lowstate(values: list, crc: bool = True) -> bytes:
+    """A serialised LowState_ (header included) from its flat value list, with its CRC set
+    (``crc=False``: the field is 0, as Unitree's MuJoCo simulator sends it)."""
+    values[LS_CRC] = crc32_core(_LOWSTATE_C.pack(*values)) if crc else 0
     return ENCAPSULATION_LE + LOWSTATE_CDR.pack(*values)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from moe_loco_controller.core.config import is_simulator_link
 from moe_loco_controller.core.robot_state import JointCommand, RobotState
 from moe_loco_controller.core.safety import Fault
 from moe_loco_controller.io.lowlevel import (
@@ -40,7 +41,13 @@ class UnitreeLink:
         other_publisher_check_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] = print,
+        verify_crc: bool = True,
     ) -> None:
+        if not verify_crc and not is_simulator_link(interface, domain_id):
+            raise LinkError(
+                f"the rt/lowstate CRC check may be off only on a simulator link (lo, domain != 0), "
+                f"not on {interface!r} domain {domain_id}"
+            )
         init_channels(domain_id, interface or None)
         self._log = log
         self.monitor = LowCmdPublisherMonitor(own_writers=0)
@@ -61,7 +68,13 @@ class UnitreeLink:
             except MotionSwitcherError as e:
                 raise LinkError(f"could not release the built-in controller: {e}") from None
             self.sport_mode_active = info.active
-        self.reader = LowStateReader(clock=clock)
+        self.verify_crc = verify_crc
+        if not verify_crc:
+            log(
+                f"rt/lowstate CRC check OFF on simulator link {interface} / domain {domain_id}: "
+                "frames are used unchecked (link.crc: off)"
+            )
+        self.reader = LowStateReader(clock=clock, verify_crc=verify_crc)
         self.writer = LowCmdWriter()
         self.monitor.own_writers = 1
 
@@ -74,6 +87,11 @@ class UnitreeLink:
     @property
     def bad_crc(self) -> int:
         return self.reader.bad_crc
+
+    @property
+    def zero_crc(self) -> int:
+        """Of the bad-CRC frames, those whose CRC field is 0 (what Unitree's simulator sends)."""
+        return self.reader.zero_crc
 
     def faults(self) -> tuple[tuple[str, str], ...]:
         """Link-level faults for the safety latch (another rt/lowcmd publisher appeared)."""

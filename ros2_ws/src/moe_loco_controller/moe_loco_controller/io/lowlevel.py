@@ -103,6 +103,14 @@ def decode_frame(data: bytes, stamp: float, verify_crc: bool = True) -> RobotSta
     return robot_state_from_values(values, stamp)
 
 
+def _crc_field(data: bytes) -> int | None:
+    """The CRC field of a serialised LowState_ (None if it is too short to have one)."""
+    try:
+        return int(cdr.decode_lowstate(data)[cdr.LS_CRC])
+    except Exception:
+        return None
+
+
 def new_lowcmd() -> Any:
     """A LowCmd_ with the header and every motor idle (stop values, zero gains)."""
     cmd = sdk.default_LowCmd()
@@ -244,6 +252,8 @@ class LowStateReader:
         self._delay = DeliveryDelay()
         self.frames = 0
         self.bad_crc = 0
+        self.zero_crc = 0
+        """Bad-CRC frames whose CRC field is 0 (Unitree's MuJoCo simulator sends no CRC)."""
         self.flagged = 0
         self.samples = 0
         participant = _participant()
@@ -288,6 +298,8 @@ class LowStateReader:
         if state is None:
             with self._lock:
                 self.bad_crc += 1
+                if _crc_field(data) == 0:
+                    self.zero_crc += 1
             return None
         with self._lock:
             self.frames += 1

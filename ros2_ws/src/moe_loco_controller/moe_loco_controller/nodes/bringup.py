@@ -5,14 +5,15 @@ launch`` (it is not installable from PyPI). Examples::
 
     moe-loco-bringup --policy policies/x.onnx --interface eth0          # the robot
     moe-loco-bringup --sim                                               # sim: domain 1 on lo
+    moe-loco-bringup --sim --crc off                 # Unitree's unitree_mujoco (sends crc 0)
     moe-loco-bringup --link mirror --joystick none                      # replay from a bag
     moe-loco-bringup --sim --ros-args --params-file my_params.yaml      # ROS parameters
 
 The nodes' ROS parameters take their defaults from ``--config`` (the packaged
 ``config/controller.yaml``, itself a ROS parameter file); ``--ros-args --params-file`` / ``-p``
 override those, and this command's own options (``--policy``, ``--interface``, ``--domain``,
-``--sim``, ``--link``, ``--joystick``, ``--no-release``) override both: they are handed to the
-nodes as ``-p name:=value`` after the user's ROS arguments.
+``--sim``, ``--crc``, ``--link``, ``--joystick``, ``--no-release``) override both: they are
+handed to the nodes as ``-p name:=value`` after the user's ROS arguments.
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("true", "false"),
         help="talk to the simulator: domain 1 on lo, overriding --interface/--domain",
     )
+    p.add_argument(
+        "--crc",
+        choices=("verify", "off"),
+        help="rt/lowstate CRC policy (config: link.crc); off only with a simulator link, e.g. "
+        "--sim --crc off for Unitree's unitree_mujoco, which sends crc 0",
+    )
     p.add_argument("--link", choices=("unitree", "mirror"), help="robot-state source")
     p.add_argument("--joystick", choices=("joy", "go2_remote", "none"), help="joystick source")
     p.add_argument("--no-release", action="store_true", help="do not release the sport mode")
@@ -108,6 +115,8 @@ def option_changes(args: argparse.Namespace) -> dict[str, Any]:
                 "link.release_sport_mode": False,
             }
         )
+    if args.crc is not None:
+        changes["link.crc"] = args.crc
     if args.link is not None:
         changes["link.source"] = args.link
     if args.joystick not in (None, "none"):
@@ -184,7 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def make_link(c: LinkConfig) -> UnitreeLink:
         return UnitreeLink(
-            c.domain_id, c.interface, c.release_sport_mode, c.other_publisher_check_s
+            c.domain_id,
+            c.interface,
+            c.release_sport_mode,
+            c.other_publisher_check_s,
+            verify_crc=c.crc == "verify",
         )
 
     def metadata_of(policy: str) -> PolicyMetadata:

@@ -139,7 +139,7 @@ class ControllerNode(Node):
         self._diag_window: collections.deque[tuple[float, float, float]] = collections.deque(
             maxlen=1000
         )
-        self._diag_counts = (0, 0, 0)  # overruns, bad CRC frames, watchdog trips at the last one
+        self._diag_counts = (0, 0, 0, 0)  # overruns, bad CRC, watchdog trips, crc-0 frames then
 
         ns = config.namespace
         self.status_pub = self.create_publisher(StatusMsg, f"{ns}/status", 10)
@@ -343,9 +343,10 @@ class ControllerNode(Node):
         status = None if result is None else result.status
         overruns = self.loop_stats.overruns
         bad_crc = 0 if self.link is None else int(self.link.bad_crc)
+        zero_crc = int(getattr(self.link, "zero_crc", 0))
         trips = len(self.watchdog_trips)
-        old_overruns, old_crc, old_trips = self._diag_counts
-        self._diag_counts = (overruns, bad_crc, trips)
+        old_overruns, old_crc, old_trips, old_zero = self._diag_counts
+        self._diag_counts = (overruns, bad_crc, trips, zero_crc)
         state = self.latest_state()
         link = LinkHealth(
             kind="mirror" if self.link is None else "unitree",
@@ -353,6 +354,8 @@ class ControllerNode(Node):
             stale_limit_s=self.config.control.safety.stale_state_periods * self.core.control_dt,
             bad_crc_total=bad_crc,
             bad_crc_new=bad_crc - old_crc,
+            zero_crc_new=zero_crc - old_zero,
+            crc_check="verify" if getattr(self.link, "verify_crc", True) else "off",
             faults=tuple(self.link.faults()) if self.link is not None else (),
             watchdog_trips_total=trips,
             watchdog_trips_new=trips - old_trips,
