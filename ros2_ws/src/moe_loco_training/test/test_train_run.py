@@ -9,7 +9,7 @@ from moe_loco_training.env import vec_env
 from moe_loco_training.export import load_checkpoint
 from moe_loco_training.export import main as export_main
 from moe_loco_training.train.cli import main as train_main
-from moe_loco_training.train.config import load_train_config
+from moe_loco_training.train.config import TrainConfigError, load_train_config
 from moe_loco_training.train.runner import Trainer, env_config_for_stage, evaluate_policy
 
 STAND = {
@@ -173,8 +173,20 @@ def test_init_copies_the_weights_of_a_checkpoint(tmp_path):
     other = Trainer(load_train_config("train_ci", {"model.num_experts": 2}), out=None)
     import pytest
 
-    with pytest.raises(ValueError, match="model configuration differs"):
+    with pytest.raises(ValueError, match=r"model configuration differs .*num_experts"):
         other.init_from(tmp_path / "oracle.pt")
+    # a new skill from converged weights: the std is reset, everything else is copied; a
+    # different initial std in the model section does not stop the copy
+    c = Trainer(
+        load_train_config("train_ci", {"init_action_std": 0.3, "model.init_noise_std": 0.7}),
+        out=None,
+    )
+    c.init_from(tmp_path / "oracle.pt")
+    sc = c.model.state_dict()
+    assert torch.all(c.model.action_std == 0.3)
+    assert all(torch.equal(sa[k], sc[k]) for k in sa if k != "action_std")
+    with pytest.raises(TrainConfigError, match="init_action_std"):
+        load_train_config("train_ci", {"init_action_std": 0.0})
 
 
 def test_wo_moe_baseline_trains_through_the_same_loop():

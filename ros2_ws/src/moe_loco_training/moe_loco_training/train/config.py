@@ -166,6 +166,9 @@ class TrainConfig:
     for a 2-core CPU); see ``moe_loco_training.models.MODEL_PRESETS``."""
     model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """``ModelConfig`` fields over the preset's."""
+    init_action_std: float | None = None
+    """With ``--init``: set every action std to this value after copying the weights (a converged
+    policy has lost the exploration a new skill needs); None keeps the checkpoint's."""
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     pas: PasConfig = field(default_factory=PasConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
@@ -178,6 +181,8 @@ class TrainConfig:
             raise ValueError("iteration_scale must be > 0")
         if self.torch_threads < 0:
             raise ValueError("torch_threads must be >= 0")
+        if self.init_action_std is not None and not self.init_action_std > 0:
+            raise ValueError(f"init_action_std must be > 0 or null, got {self.init_action_std}")
         if self.model_preset not in MODEL_PRESETS:
             raise ValueError(
                 f"model_preset must be one of {sorted(MODEL_PRESETS)}, got {self.model_preset!r}"

@@ -570,9 +570,17 @@ class Trainer:
     def init_from(self, path: str | Path) -> None:
         """Copy the model weights of a checkpoint (e.g. a stage-1 oracle before a PAS run)."""
         data = torch.load(str(path), map_location="cpu", weights_only=True)
-        if data.get("model_config") != self.model.config.to_dict():
-            raise ValueError(f"{path}: its model configuration differs from this run's")
+        theirs, ours = dict(data.get("model_config") or {}), self.model.config.to_dict()
+        # the initial std only shapes a fresh network; the weights carry the std they learned
+        theirs.pop("init_noise_std", None)
+        ours.pop("init_noise_std", None)
+        if theirs != ours:
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ValueError(f"{path}: its model configuration differs from this run's in {diff}")
         self.model.load_state_dict(data["model_state"])
+        if self.config.init_action_std is not None:
+            with torch.no_grad():
+                self.model.action_std.fill_(self.config.init_action_std)
 
     def export(self, path: str | Path) -> Path:
         """The current policy as an ONNX policy file (the exporter's contract)."""
