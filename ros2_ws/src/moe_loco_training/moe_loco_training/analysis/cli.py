@@ -3,6 +3,7 @@
     moe-loco-analyze gradients CKPT [CKPT ...]   # Tables III/IV: gradient conflict between tasks
     moe-loco-analyze usage POLICY                # Fig. 7: mean gate weight per expert and task
     moe-loco-analyze tsne POLICY|SAMPLES.npz     # Fig. 8: t-SNE of the gate outputs
+    moe-loco-analyze compose POLICY --preset dribble [--via-service]   # Fig. 9: a composed gait
 
 Each writes its files into ``--out`` (default ``runs/analysis/<command>-<time>/``) and prints
 a Markdown summary. Exit codes: 0 done, 2 bad input (a file that is not a checkpoint or policy,
@@ -96,6 +97,33 @@ def _parser() -> argparse.ArgumentParser:
                 "--max-points", type=int, default=2000, help="embed at most this many steps"
             )
             s.add_argument("--perplexity", type=float, default=30.0)
+    c = sub.add_parser(
+        "compose",
+        help="the gait of a composed gate (eq. 5) beside the policy as trained (Fig. 9)",
+        description="Run the policy in the lockstep sim as trained (w = 1) and with the composed "
+        "expert scale, under one script (stand, hand over, walk at --vx/--vy/--wz), and compare "
+        "their gaits: foot clearance per leg over time, stride frequency, duty factor, contact "
+        "synchrony, body velocity. --via-service also sets the scale through a controller "
+        "node's set_expert_scale service over ROS and checks the motion is identical.",
+    )
+    c.add_argument("policy", type=Path, metavar="POLICY")
+    which = c.add_mutually_exclusive_group(required=True)
+    which.add_argument("--preset", help="a preset of the controller's presets YAML, e.g. dribble")
+    which.add_argument("--expert-scale", help="w of eq. (5), comma-separated, one per expert")
+    c.add_argument("--presets", type=Path, help="presets YAML (default: the controller's)")
+    c.add_argument("--vx", type=float, default=0.5)
+    c.add_argument("--vy", type=float, default=0.0)
+    c.add_argument("--wz", type=float, default=0.0)
+    c.add_argument("--gait", type=int, default=0, help="0 quadrupedal, 1 bipedal")
+    c.add_argument("--duration", type=float, default=10.0, help="sim seconds per run (10)")
+    c.add_argument("--contact", default="menagerie", help="sim contact preset (menagerie)")
+    c.add_argument("--seed", type=int, default=0, help="start-pose noise seed")
+    c.add_argument(
+        "--via-service",
+        action="store_true",
+        help="also set the scale through a controller node's service (ROS) and compare",
+    )
+    c.add_argument("--out", type=Path)
     return p
 
 
@@ -273,10 +301,93 @@ def run_tsne(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_compose(args: argparse.Namespace) -> int:
+    from moe_loco_controller.core.policy import PolicyRuntime
+    from moe_loco_controller.core.policy_metadata import PolicyFileError
+    from moe_loco_sim.lockstep import LockstepConfig
+    from moe_loco_training.analysis.composition import (
+        ComposeScript,
+        gait_metrics,
+        metrics_json,
+        metrics_table,
+        plot_runs,
+        run_composed,
+        service_run,
+    )
+
+    if not args.policy.is_file():
+        raise UsageError(f"{args.policy}: no such file")
+    try:
+        script = ComposeScript(
+            duration=args.duration, vx=args.vx, vy=args.vy, wz=args.wz, gait=args.gait
+        )
+        runtime = PolicyRuntime(args.policy, device="cpu", presets_path=args.presets)
+        if args.gait not in range(len(runtime.metadata.gaits)):
+            raise ValueError(f"--gait {args.gait}: the policy has gaits {runtime.metadata.gaits}")
+        weights = None
+        if args.expert_scale is not None:
+            try:
+                weights = [float(w) for w in args.expert_scale.split(",")]
+            except ValueError:
+                raise ValueError(
+                    f"--expert-scale {args.expert_scale!r}: expected comma-separated numbers"
+                ) from None
+            scale = runtime.set_expert_scale(weights)
+        else:
+            scale = runtime.set_expert_preset(args.preset)
+        config = LockstepConfig(contact=args.contact, seed=args.seed)
+    except (PolicyFileError, ValueError, OSError) as e:
+        raise UsageError(str(e)) from None
+    name = args.preset or "w"
+    print(
+        f"moe-loco-analyze compose: {args.policy} as trained and with {name} "
+        f"{[float(w) for w in scale]}, {args.duration:g} s each",
+        file=sys.stderr,
+    )
+    base = run_composed(
+        PolicyRuntime(args.policy, device="cpu"), None, script, config, label="as trained"
+    )
+    composed = run_composed(runtime, None, script, config, label=f"composed ({name})")
+    runs = [base, composed]
+    service_note = ""
+    if args.via_service:
+        via, answer = service_run(args.policy, weights, args.preset, script, config)
+        same = via.trace.digest() == composed.trace.digest()
+        service_note = (
+            f"Through the controller's set_expert_scale service ({answer}): the motion is "
+            f"{'IDENTICAL to' if same else 'DIFFERENT from'} the composed run (trace digest "
+            f"{via.trace.digest()[:16]} vs {composed.trace.digest()[:16]}).\n"
+        )
+        if not same:
+            print(service_note, file=sys.stderr)
+            return 1
+    metrics = [gait_metrics(r, script) for r in runs]
+    out = _out_dir(args)
+    (out / "compose.json").write_text(metrics_json(metrics))
+    plot_runs(runs, out / "compose.png", f"Skill composition: {args.policy.name}, {name}")
+    md = (
+        f"# Skill composition (Fig. 9): {args.policy.name}, {name}\n\n"
+        f"Lockstep sim ({args.contact} contacts), command vx {args.vx:+.2f} vy {args.vy:+.2f} "
+        f"wz {args.wz:+.2f}, gait {args.gait}; metrics over t = {metrics[0].window_s[0]:.1f}-"
+        f"{metrics[0].window_s[1]:.1f} s.\n\n{metrics_table(metrics)}\n{service_note}"
+    )
+    (out / "compose.md").write_text(md)
+    print(md)
+    print(
+        f"moe-loco-analyze: wrote {out / 'compose.png'}, compose.md, compose.json", file=sys.stderr
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``moe-loco-analyze``: see ``--help``."""
     args = _parser().parse_args(argv)
-    run = {"gradients": run_gradients, "usage": run_usage, "tsne": run_tsne}[args.command]
+    run = {
+        "gradients": run_gradients,
+        "usage": run_usage,
+        "tsne": run_tsne,
+        "compose": run_compose,
+    }[args.command]
     try:
         return run(args)
     except UsageError as e:
