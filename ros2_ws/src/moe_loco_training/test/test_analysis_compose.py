@@ -103,3 +103,22 @@ def test_compose_refuses_bad_input_with_the_reason(policy, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="under 1 s of walking"):
         comp.ComposeScript(duration=4.0)
+
+
+def test_report_runs_every_analysis_into_one_readme(policy, tmp_path, capsys):
+    """``report``: usage, t-SNE, both compositions, and what was not run, in one README."""
+    out = tmp_path / "report"
+    argv = ["report", str(policy), "--tracks", "plane_q,walk_b", "--time-cap", "3",
+            "--jobs", "1", "--compose-duration", "5.5", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    text = (out / "README.md").read_text()
+    for piece in ("## Expert usage per task (Fig. 7)", "## t-SNE of the gate outputs (Fig. 8)",
+                  "### dribble (presets file)", "### dribble-like (this policy's experts)",
+                  "gradient conflict not measured", "adaptation not run"):  # fmt: skip
+        assert piece in text, piece
+    for png in ("usage/usage.png", "tsne/tsne.png", "compose_own/compose.png"):
+        assert (out / png).read_bytes()[:8] == PNG, png
+    # the dribble-like scale: two experts of this policy's plane usage, the second doubled
+    own = json.loads((out / "compose_own" / "compose.json").read_text())[1]["expert_scale"]
+    assert sorted(own) == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0]
+    assert main(["report", str(tmp_path / "nope.onnx")]) == 2

@@ -55,7 +55,11 @@ def val(fn, **kw) -> float:
 
 def test_every_table_v_term_is_registered_with_its_weight():
     additions = {"feet_air_time", "action_rate", "base_tilt"}
-    assert set(rw.QUADRUPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["quadrupedal"]) | additions
+    three_legged = {"lifted_foot_air", "lifted_leg_pose"}  # Fig. 10's task: off by default
+    assert set(rw.QUADRUPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["quadrupedal"]) | additions | (
+        three_legged
+    )
+    assert not three_legged & set(rw.RECIPE_WEIGHTS["quadrupedal"])
     assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"])
     assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.BIPEDAL_TERMS) == 20
     # the recipe's defaults: Table V plus the stated changes, nothing else

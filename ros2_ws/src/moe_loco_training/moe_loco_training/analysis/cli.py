@@ -4,6 +4,8 @@
     moe-loco-analyze usage POLICY                # Fig. 7: mean gate weight per expert and task
     moe-loco-analyze tsne POLICY|SAMPLES.npz     # Fig. 8: t-SNE of the gate outputs
     moe-loco-analyze compose POLICY --preset dribble [--via-service]   # Fig. 9: a composed gait
+    moe-loco-analyze adapt CKPT --iterations 150   # Fig. 10: a new expert for a three-legged gait
+    moe-loco-analyze report POLICY [--checkpoint CKPT ...] --out docs/analysis/NAME  # all of it
 
 Each writes its files into ``--out`` (default ``runs/analysis/<command>-<time>/``) and prints
 a Markdown summary. Exit codes: 0 done, 2 bad input (a file that is not a checkpoint or policy,
@@ -124,6 +126,46 @@ def _parser() -> argparse.ArgumentParser:
         help="also set the scale through a controller node's service (ROS) and compare",
     )
     c.add_argument("--out", type=Path)
+
+    a = sub.add_parser(
+        "adapt",
+        help="a new expert for a three-legged gait, the original experts frozen (Fig. 10)",
+        description="From a training checkpoint: append one expert, freeze the estimator, the "
+        "actor LSTM and the original experts, and train the gate and the new expert (and the "
+        "critic) on walking with one front leg held up, on the plane and on slopes; curves, "
+        "before/after numbers and the exported policy (one expert more in its metadata).",
+    )
+    a.add_argument("checkpoint", type=Path, metavar="CKPT")
+    a.add_argument("--iterations", type=int, default=150)
+    a.add_argument("--num-envs", type=int, default=256)
+    a.add_argument("--lift-leg", choices=("FR", "FL"), default="FR")
+    a.add_argument(
+        "--action-std", type=float, default=0.35, help="action std to restart from (0: keep)"
+    )
+    a.add_argument("--eval-steps", type=int, default=250, help="control steps per evaluation")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--torch-threads", type=int, default=0)
+    a.add_argument("--out", type=Path)
+
+    r = sub.add_parser(
+        "report",
+        help="every analysis of one policy into one folder with a README (one command)",
+        description="Usage, t-SNE, composition (presets file's dribble and a dribble-like scale "
+        "from the policy's own usage), gradient conflict of the given checkpoints, adaptation; "
+        "README.md in --out links the figures and tables.",
+    )
+    r.add_argument("policy", type=Path, metavar="POLICY")
+    r.add_argument("--checkpoint", type=Path, action="append", default=[], metavar="CKPT")
+    r.add_argument("--trials", type=int, default=1)
+    r.add_argument("--time-cap", type=float, default=DEFAULT_TIME_CAP_S)
+    r.add_argument("--tracks", help="comma-separated single-task tracks (default: all)")
+    r.add_argument("--jobs", type=int, default=0)
+    r.add_argument("--gradient-iterations", type=int, default=DEFAULT_ITERATIONS)
+    r.add_argument("--adapt-iterations", type=int, default=0)
+    r.add_argument("--adapt-envs", type=int, default=256)
+    r.add_argument("--compose-duration", type=float, default=10.0)
+    r.add_argument("--out", type=Path)
     return p
 
 
@@ -379,6 +421,103 @@ def run_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_adapt(args: argparse.Namespace) -> int:
+    from moe_loco_training.analysis.adaptation import (
+        adaptation_trainer,
+        plot_curves,
+        result_table,
+        run_adaptation,
+    )
+    from moe_loco_training.analysis.checkpoints import CheckpointError
+    from moe_loco_training.env import EnvConfigError
+    from moe_loco_training.train.cli import parse_overrides
+    from moe_loco_training.train.config import TrainConfigError
+
+    if args.iterations < 1 or args.num_envs < 1 or args.eval_steps < 1:
+        raise UsageError("--iterations, --num-envs and --eval-steps must be >= 1")
+    out = _out_dir(args)
+    threads = torch.get_num_threads()
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    try:
+        try:
+            trainer, original, n = adaptation_trainer(
+                args.checkpoint,
+                args.iterations,
+                args.num_envs,
+                args.lift_leg,
+                args.action_std if args.action_std > 0 else None,
+                args.seed,
+                parse_overrides(args.set),
+                run_dir=out,
+            )
+        except (CheckpointError, TrainConfigError, EnvConfigError, ValueError) as e:
+            raise UsageError(str(e)) from None
+        print(
+            f"moe-loco-analyze adapt: {args.checkpoint}: {n} experts + 1 new, {args.iterations} "
+            f"iterations of {args.num_envs} robots on {args.lift_leg} held up",
+            file=sys.stderr,
+        )
+
+        def progress(k: int, s: object) -> None:
+            if k % 10 == 0 or k == args.iterations:
+                air = getattr(s, "reward_terms", {}).get("quadrupedal/lifted_foot_air", 0.0)
+                print(f"  iteration {k}: reward {s.mean_reward:.4f} lifted_foot_air {air:.4f}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
+        try:
+            result = run_adaptation(trainer, original, n, args.eval_steps, progress)
+            trainer.save(out / "adapted.pt")
+            trainer.export(out / "adapted.onnx")
+        finally:
+            trainer.close()
+    finally:
+        torch.set_num_threads(threads)
+    (out / "adapt.json").write_text(result.to_json())
+    plot_curves(result, out / "adapt_curves.png", f"Adaptation: {args.checkpoint.name}")
+    md = (
+        f"# Adaptation with a new expert (Fig. 10): {args.checkpoint}\n\n"
+        f"{result.iterations} iterations ({result.samples:,} samples, {result.wall_s / 60:.1f} "
+        f"min), leg {args.lift_leg} held up; original experts, estimator and actor LSTM "
+        f"{'UNCHANGED' if result.frozen_unchanged else 'CHANGED (a bug)'}. Evaluation: "
+        f"{args.eval_steps} control steps, no randomisation, estimator latent.\n\n"
+        f"{result_table(result)}"
+    )
+    (out / "adapt.md").write_text(md)
+    print(md)
+    print(f"moe-loco-analyze: wrote {out / 'adapted.onnx'}, adapt.md, adapt.json", file=sys.stderr)
+    return 0 if result.frozen_unchanged else 1
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from moe_loco_training.analysis.report import write_report
+
+    if not args.policy.is_file():
+        raise UsageError(f"{args.policy}: no such file")
+    for c in args.checkpoint:
+        if not c.is_file():
+            raise UsageError(f"{c}: no such file")
+    try:
+        path = write_report(
+            args.policy,
+            _out_dir(args),
+            args.checkpoint,
+            args.trials,
+            args.time_cap,
+            args.jobs,
+            args.gradient_iterations,
+            args.adapt_iterations,
+            args.adapt_envs,
+            args.compose_duration,
+            args.tracks,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    print(f"moe-loco-analyze: wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``moe-loco-analyze``: see ``--help``."""
     args = _parser().parse_args(argv)
@@ -387,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "usage": run_usage,
         "tsne": run_tsne,
         "compose": run_compose,
+        "adapt": run_adapt,
+        "report": run_report,
     }[args.command]
     try:
         return run(args)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from moe_loco_training.env.constants import GAIT_NAMES, TASKS
+from moe_loco_training.env.constants import ADAPTATION_TASKS, GAIT_NAMES, TASKS
 from moe_loco_training.observations import DEFAULT_COMMAND_RANGES
 from moe_loco_training.strict_config import StrictLoader
 
@@ -58,8 +58,15 @@ class TaskSpec:
     """Zero velocity command throughout (the bipedal standing-up task)."""
     weight: float = 1.0
     """Share of the robots that get this task (relative)."""
+    lift_leg: str | None = None
+    """A front leg held up (``FR`` or ``FL``): the three-legged gait of the paper's adaptation
+    experiment (Fig. 10), quadrupedal command, rewarded by the ``lifted_*`` terms."""
 
     def __post_init__(self) -> None:
+        if self.lift_leg is not None and self.lift_leg not in ("FR", "FL"):
+            raise ValueError(f"lift_leg must be FR, FL or null, got {self.lift_leg!r}")
+        if self.lift_leg is not None and self.gait != "quadrupedal":
+            raise ValueError("lift_leg needs the quadrupedal gait (a three-legged walk)")
         if self.kind not in SECTION_KINDS:
             raise ValueError(f"kind must be one of {SECTION_KINDS}, got {self.kind!r}")
         if self.gait not in GAIT_NAMES:
@@ -122,9 +129,10 @@ class TerrainConfig:
         for name in ("tile_length", "tile_width", "lead_in", "friction", "height_resolution"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        unknown = sorted(set(self.tasks) - set(TASKS))
+        known = (*TASKS, *ADAPTATION_TASKS)
+        unknown = sorted(set(self.tasks) - set(known))
         if unknown:
-            raise ValueError(f"tasks.{unknown[0]}: unknown task (known: {list(TASKS)})")
+            raise ValueError(f"tasks.{unknown[0]}: unknown task (known: {list(known)})")
         if not self.tasks or sum(t.weight for t in self.tasks.values()) <= 0:
             raise ValueError("tasks: at least one task needs a weight > 0")
 
@@ -422,7 +430,10 @@ def _merge(d: dict, changes: Mapping[str, Any]) -> dict:
             if not isinstance(node.get(p), dict):
                 raise EnvConfigError(f"{key}: unknown key")
             node = node[p]
-        if leaf not in node:
+        # a gait's weight table takes any term name (the validation checks it is a term): the
+        # terms off by default (weight 0, e.g. the three-legged ones) can be switched on
+        open_table = parents[:2] == ["rewards", "weights"] and len(parents) == 3
+        if leaf not in node and not open_table:
             raise EnvConfigError(f"{key}: unknown key")
         node[leaf] = value
     return d

@@ -27,6 +27,10 @@ TASKS = (
 )
 """The paper's 9 tasks (Section III-A) plus quadrupedal plane walking, in config order."""
 
+ADAPTATION_TASKS = ("tripod_q", "tripod_slope_q")
+"""Tasks of the paper's adaptation experiment (Fig. 10): walking on three feet, one front leg held
+up (``lift_leg``), on the plane and on slopes. Not in the default task set."""
+
 PLANE_KIND = "plane"
 
 LINK_BODIES: tuple[str, ...] = (

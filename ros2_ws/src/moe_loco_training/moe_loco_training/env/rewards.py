@@ -106,6 +106,8 @@ class RewardInputs:
     """(N,) bool: terminated this step (not a time-out)."""
     feet_air_time: np.ndarray | None = None
     """(N, 4) the air time [s] that ended with a touchdown this step, 0 for other feet."""
+    lifted_leg: np.ndarray | None = None
+    """(N,) SDK index of the leg the robot's task holds up (-1 or None: none; Fig. 10)."""
 
 
 Term = Callable[[RewardInputs, "RewardConfig"], np.ndarray]
@@ -219,6 +221,40 @@ def joint_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     return np.sum((s.q < s.q_min) | (s.q > s.q_max), axis=1).astype(np.float64)
 
 
+# ----------------------------------------------------------------------------- three legs
+LIFTED_LEG_POSE = np.array([0.0, 0.3, -2.4])
+"""Hip, thigh, calf [rad] of a front leg held up and folded (the foot under the shoulder)."""
+
+
+def _lifted(s: RewardInputs) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of robots that hold a leg up, that leg's index)."""
+    if s.lifted_leg is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(s.lifted_leg >= 0)
+    return rows, s.lifted_leg[rows]
+
+
+def lifted_foot_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """1 while the held-up leg touches nothing (neither its foot nor its shank); 0 for robots
+    whose task holds no leg up."""
+    out = np.zeros(len(s.q))
+    rows, leg = _lifted(s)
+    free = (s.foot_force_z[rows, leg] < c.contact_threshold) & (
+        s.calf_force_z[rows, leg] < c.contact_threshold
+    )
+    out[rows] = free
+    return out
+
+
+def lifted_leg_pose(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """sum over the held-up leg's joints of (q - held-up pose)^2; 0 for the other robots."""
+    out = np.zeros(len(s.q))
+    rows, leg = _lifted(s)
+    joints = leg[:, None] * 3 + np.arange(3)
+    out[rows] = _sq(s.q[rows[:, None], joints] - LIFTED_LEG_POSE)
+    return out
+
+
 # ----------------------------------------------------------------------------- bipedal
 def orientation(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     """(0.5 cos(theta) + 0.5)^2, theta between the body x axis and world up."""
@@ -320,6 +356,8 @@ QUADRUPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(
         "feet_air_time": feet_air_time,
         "action_rate": action_rate,
         "base_tilt": base_tilt,
+        "lifted_foot_air": lifted_foot_air,
+        "lifted_leg_pose": lifted_leg_pose,
     }
 )
 BIPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(

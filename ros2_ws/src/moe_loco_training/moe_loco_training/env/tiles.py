@@ -38,7 +38,7 @@ from moe_loco_sim.terrain import (
     build_track,
 )
 from moe_loco_training.env.config import EnvConfig, EnvConfigError, TaskSpec, TerrainConfig
-from moe_loco_training.env.constants import LINK_BODIES, TASKS
+from moe_loco_training.env.constants import ADAPTATION_TASKS, LINK_BODIES, TASKS
 
 TILE_FINISH = 1.0
 TILE_TARGET_MARGIN = 0.5
@@ -130,8 +130,9 @@ def _profile_heights(desc: TerrainDescription, xs: np.ndarray) -> np.ndarray:
 
 
 def build_tile_grid(terrain: TerrainConfig) -> TileGrid:
-    """Lay out every tile of every task in ``terrain.tasks`` (in :data:`TASKS` order)."""
-    names = tuple(t for t in TASKS if t in terrain.tasks)
+    """Lay out every tile of every task in ``terrain.tasks`` (in :data:`TASKS` order, then the
+    adaptation tasks)."""
+    names = tuple(t for t in (*TASKS, *ADAPTATION_TASKS) if t in terrain.tasks)
     tiles: list[Tile] = []
     xs = np.arange(0.0, terrain.tile_length + 1e-9, terrain.height_resolution)
     heights, origins, spawns, course = [], [], [], []

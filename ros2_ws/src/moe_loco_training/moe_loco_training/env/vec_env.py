@@ -248,6 +248,11 @@ class MultitaskEnv:
         self._task_gait = np.array([GAIT_NAMES.index(s.gait) for s in specs])[self.task]
         self._task_plane = np.array([s.kind == "plane" for s in specs])[self.task]
         self._task_still = np.array([s.stand_still for s in specs])[self.task]
+        legs = ("FR", "FL", "RR", "RL")
+        self.lifted_leg = np.array(
+            [-1 if s.lift_leg is None else legs.index(s.lift_leg) for s in specs], dtype=np.int64
+        )[self.task]
+        """Per robot, the SDK index of the leg its task holds up (-1: none)."""
         # a plane robot switches gait at a resample only if the other gait walks on a plane
         # tile of this task set too (a quadrupedal-only set never issues a bipedal command)
         on_plane = {GAIT_NAMES.index(s.gait) for s in specs if s.kind == "plane"}
@@ -688,6 +693,7 @@ class MultitaskEnv:
             last_action=self.last_action,
             terminated=term,
             feet_air_time=landed,
+            lifted_leg=self.lifted_leg,
         )
         reward, terms = rw.compute_rewards(inputs, self.gait, cfg.rewards, self.dt)
         self.episode_return += reward
