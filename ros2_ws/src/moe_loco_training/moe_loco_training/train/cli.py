@@ -5,6 +5,11 @@
     moe-loco-train --set iteration_scale=0.01 --set env.num_envs=512 --seed 3
     moe-loco-train --resume runs/<run>/checkpoints/ckpt_000500.pt    # exact continuation
     moe-loco-train --config train --init runs/<oracle>/model.pt      # weights from a checkpoint
+    torchrun --nproc_per_node=2 .venv/bin/moe-loco-train --config train_walk   # 2 ranks
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every process is one rank of a data-parallel run
+(:mod:`moe_loco_training.train.distributed`): all get the same arguments, rank 0 names the run
+directory and alone writes into it and prints.
 
 A run writes ``config.json``, TensorBoard logs (``tb/``), checkpoints (``checkpoints/``, each also
 readable by ``moe-loco-export --checkpoint``), ``model.pt`` (the last state) and, once the schedule
@@ -24,6 +29,7 @@ from typing import Any
 import yaml
 
 from moe_loco_training.env import EnvConfigError
+from moe_loco_training.train import distributed
 from moe_loco_training.train.config import (
     TrainConfigError,
     from_dict,
@@ -66,7 +72,26 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``moe-loco-train``: see ``--help``."""
     args = _parser().parse_args(argv)
+    # training runs on the CPU, so the backend is gloo; a CUDA device would be passed here (nccl)
+    try:
+        ctx = distributed.init("cpu")
+    except (RuntimeError, ValueError) as e:  # e.g. WORLD_SIZE set without torchrun's other vars
+        print(f"moe-loco-train: cannot join the process group: {e}", file=sys.stderr)
+        return 2
+    try:
+        return _main(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _main(args: argparse.Namespace, ctx: distributed.DistContext) -> int:
     from moe_loco_training.train.runner import Trainer
+
+    who = f"moe-loco-train[rank {ctx.rank}/{ctx.world_size}]" if ctx.enabled else "moe-loco-train"
+
+    def say(text: str) -> None:
+        if ctx.is_main:
+            print(f"moe-loco-train: {text}", file=sys.stderr)
 
     try:
         overrides = parse_overrides(args.set)
@@ -88,29 +113,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config = load_train_config(args.config, overrides)
             stamp = time.strftime("%Y%m%d-%H%M%S")
+            # several ranks: rank 0's clock names the directory (others may read a later second)
+            stamp = distributed.broadcast_object(stamp, ctx)
             run_dir = args.run_dir or Path(config.run_root) / f"{config.run_name}-{stamp}"
             trainer = Trainer(config, run_dir=run_dir)
             if args.init is not None:
                 trainer.init_from(args.init)
     except (TrainConfigError, EnvConfigError, ValueError) as e:
-        print(f"moe-loco-train: {e}", file=sys.stderr)
+        print(f"{who}: {e}", file=sys.stderr)  # every rank: the fault may be one node's
         return 2
-    if args.quiet:
+    if args.quiet or not ctx.is_main:
         trainer.out = None
-    print(
-        f"moe-loco-train: {trainer.total_iterations} iterations over "
-        f"{[n for n, _, _ in trainer.schedule]} from iteration {trainer.iteration}, "
-        f"run dir {run_dir}",
-        file=sys.stderr,
+    ranks = f" on {ctx.world_size} ranks ({ctx.backend})" if ctx.enabled else ""
+    say(
+        f"{trainer.total_iterations} iterations over "
+        f"{[n for n, _, _ in trainer.schedule]} from iteration {trainer.iteration}{ranks}, "
+        f"run dir {run_dir}"
     )
     try:
         trainer.run(args.iterations)
     except KeyboardInterrupt:
         # mid-iteration state is not a resumable boundary: the last checkpoint is
-        print(
-            f"moe-loco-train: interrupted in iteration {trainer.iteration + 1}; resume from the "
-            f"last checkpoint in {Path(run_dir) / 'checkpoints'}",
-            file=sys.stderr,
+        say(
+            f"interrupted in iteration {trainer.iteration + 1}; resume from the "
+            f"last checkpoint in {Path(run_dir) / 'checkpoints'}"
         )
         return 1
     finally:
@@ -118,10 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = trainer.iteration >= trainer.total_iterations
     policy = Path(run_dir) / "policy.onnx"
     exported = f", exported {policy}" if done and policy.is_file() else ""
-    print(
-        f"moe-loco-train: {'finished' if done else 'stopped'} at iteration {trainer.iteration}"
-        f"/{trainer.total_iterations}; {run_dir}{exported}",
-        file=sys.stderr,
+    say(
+        f"{'finished' if done else 'stopped'} at iteration {trainer.iteration}"
+        f"/{trainer.total_iterations}; {run_dir}{exported}"
     )
     return 0
 

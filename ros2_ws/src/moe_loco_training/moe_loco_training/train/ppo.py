@@ -7,6 +7,8 @@ The loss of one minibatch is eq. (4), L_surro + L_value + L_recon, plus the usua
 computed over the real (unpadded) steps of whole trajectories replayed from their stored initial
 recurrent state. The learning rate follows the KL divergence between the rollout's and the
 current policy (the legged_gym/rsl_rl rule: /1.5 above 2 x desired, x1.5 below desired / 2).
+Data-parallel (``torchrun``, :mod:`.distributed`): each rank's gradients and KL are averaged over
+the ranks before every step, so all ranks keep the same weights and the same learning rate.
 
 Why not rsl-rl-lib: its PPO evaluates the actor and the critic as two separate models with their
 own hidden states, while here the critic's value is mixed by the ACTOR's gate (one gate shared by
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from moe_loco_training.models import MoELocoActorCritic, Privileged
+from moe_loco_training.train import distributed
 from moe_loco_training.train.config import AlgorithmConfig
 from moe_loco_training.train.storage import RolloutStorage, SequenceBatch
 
@@ -139,9 +142,15 @@ class UpdateStats:
 class PPO:
     """The optimiser state and the update of the MoE-Loco actor-critic."""
 
-    def __init__(self, model: MoELocoActorCritic, config: AlgorithmConfig) -> None:
+    def __init__(
+        self,
+        model: MoELocoActorCritic,
+        config: AlgorithmConfig,
+        dist: distributed.DistContext = distributed.SINGLE,
+    ) -> None:
         self.model = model
         self.config = config
+        self.dist = dist  # several ranks (torchrun): gradients and KL averaged every step
         self.learning_rate = config.learning_rate
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
 
@@ -194,12 +203,6 @@ class PPO:
         count = 0
         for mb in storage.minibatches(cfg.num_mini_batches, cfg.num_learning_epochs, generator):
             terms = self.losses(mb)
-            if cfg.schedule == "adaptive":
-                self.learning_rate = adapt_learning_rate(
-                    self.learning_rate, float(terms["kl"]), cfg.desired_kl, cfg.lr_min, cfg.lr_max
-                )
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.learning_rate
             loss = (
                 terms["surrogate"]
                 + cfg.value_loss_coef * terms["value"]
@@ -208,10 +211,19 @@ class PPO:
             )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # several ranks: gradients and KL averaged over them (one all-reduce), so that every
+            # rank clips, adapts the rate and steps alike; one process: its own KL, as it was
+            (kl,) = distributed.average_gradients(self.model.parameters(), self.dist, terms["kl"])
+            if cfg.schedule == "adaptive":
+                self.learning_rate = adapt_learning_rate(
+                    self.learning_rate, kl, cfg.desired_kl, cfg.lr_min, cfg.lr_max
+                )
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             for k in sums:
-                sums[k] += float(terms[k].detach())
+                sums[k] += kl if k == "kl" else float(terms[k].detach())
             count += 1
         storage.clear()
         means = {k: v / max(count, 1) for k, v in sums.items()}

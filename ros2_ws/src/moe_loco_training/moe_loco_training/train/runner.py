@@ -11,11 +11,21 @@ environment from its own seeded generator. A checkpoint holds all of it (model, 
 rate, PAS counter, generator, environment snapshot, current observations and recurrent states), so
 a resumed run repeats the uninterrupted run's next iterations bit for bit. The checkpoint file is
 also an exporter checkpoint (``moe-loco-export --checkpoint``).
+
+Several ranks (``torchrun``, :mod:`.distributed`): each rank runs this loop on its own robots and
+seeds (rank 0 the configured ones), PPO averages gradients and KL over the ranks, rank 0's weights
+are broadcast before training, and rank 0 alone logs, checkpoints and exports. A checkpoint holds
+rank 0's state; on ``--resume`` every rank loads its model, optimiser, learning rate and PAS
+counter, rank 0 also its generator and environment (it continues exactly), and every other rank
+starts a fresh environment and generator seeded by :func:`.distributed.rank_seed` with the resumed
+iteration (robots reset, curriculum levels back at their start; a checkpoint of one rank could not
+hold the others' robots, and the rank files it would need are not written).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +46,7 @@ from moe_loco_training.export import (
 )
 from moe_loco_training.models import ModelConfig, MoELocoActorCritic, Privileged, RecurrentState
 from moe_loco_training.observations import ObservationConfig
+from moe_loco_training.train import distributed
 from moe_loco_training.train.config import TrainConfig, from_dict
 from moe_loco_training.train.pas import ProbabilityAnnealing
 from moe_loco_training.train.ppo import PPO, UpdateStats, gaussian_log_prob
@@ -122,16 +133,19 @@ class Trainer:
         config: TrainConfig,
         run_dir: str | Path | None = None,
         out: TextIO | Literal["stderr"] | None = "stderr",
+        dist: distributed.DistContext | None = None,
     ) -> None:
         self.config = cfg = config
+        # None: the process group this process joined (torchrun), else a single process
+        self.dist = dist = dist if dist is not None else distributed.current()
         self.schedule = cfg.schedule()
         self.total_iterations = cfg.total_iterations
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        with torch.random.fork_rng(devices=[]):
+        self.generator = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, dist.rank))
+        with torch.random.fork_rng(devices=[]):  # the same initial weights on every rank
             torch.manual_seed(cfg.seed)
             self.model = MoELocoActorCritic(cfg.model_config())
         self.model.train()
-        self.ppo = PPO(self.model, cfg.algorithm)
+        self.ppo = PPO(self.model, cfg.algorithm, dist)
         self.pas = ProbabilityAnnealing(cfg.pas_alpha(), cfg.pas.floor)
         self.iteration = 0
         self.stage_index = -1
@@ -147,6 +161,7 @@ class Trainer:
         self.writer: Any = None
         self.history: list[IterationStats] = []
         self._t0 = time.monotonic()
+        self._first_rollout: dict[str, Any] | None = None  # for the rank dump (distributed.py)
         # the code that trains is the code at start (a checkpoint saved later must not name the
         # tree's HEAD of that moment); a resumed run records where it resumed
         self.code_revision = git_revision()
@@ -164,7 +179,11 @@ class Trainer:
     def _enter_stage(self, k: int) -> None:
         if self.env is not None:
             self.env.close()
-        env = MultitaskEnv(env_config_for_stage(self.config, k))
+        env_config = env_config_for_stage(self.config, k)
+        if self.dist.rank > 0:  # its own robots: the stage's seed mixed with the rank
+            seed = distributed.rank_seed(env_config.seed, self.dist.rank, self.iteration)
+            env_config = env_config.replace(seed=seed)
+        env = MultitaskEnv(env_config)
         self.env = env
         self.obs = env.reset()
         check_dims(self.model.config, self.obs)
@@ -331,6 +350,8 @@ class Trainer:
         if after_collect is not None:
             after_collect()
         t_update = time.perf_counter()
+        if self._first_rollout is None and distributed.DUMP_ENV in os.environ:
+            self._first_rollout = self._rollout_digest(c)
         upd = self.ppo.update(self.storage, self.generator)
         t2 = time.perf_counter()
         self.iteration += 1
@@ -376,13 +397,21 @@ class Trainer:
         done: list[IterationStats] = []
         self._t0 = time.monotonic()
         start = self.iteration
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        dist = self.dist
+        if dist.enabled:
+            # the same run on every rank, from rank 0's weights (fresh, --init and --resume)
+            config_text = json.dumps(self.config.to_dict(), sort_keys=True)
+            distributed.check_same("the configuration", config_text, dist)
+            distributed.check_same("the iteration", f"{start} {end}", dist)
+            distributed.broadcast_module(self.model, dist)
+        run_dir = self.run_dir if dist.is_main else None  # rank 0 alone writes files
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
             if rc.tensorboard and self.writer is None:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start + 1)
+                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start + 1)
         while self.iteration < end:
             s = self.train_iteration()
             done.append(s)
@@ -390,37 +419,73 @@ class Trainer:
             stream = sys.stderr if self.out == "stderr" else self.out
             if (
                 rc.progress
+                and dist.is_main
                 and stream is not None
                 and (s.iteration % rc.log_interval == 0 or s.iteration == end)
             ):
                 print(self.progress_line(s, start, end), file=stream, flush=True)
             if callback is not None:
                 callback(s)
-            if (
-                self.run_dir is not None
-                and rc.save_interval
-                and s.iteration % rc.save_interval == 0
-            ):
-                self.save(self.run_dir / "checkpoints" / f"ckpt_{s.iteration:06d}.pt")
-        if self.run_dir is not None and done:
-            self.save(self.run_dir / "checkpoints" / f"ckpt_{self.iteration:06d}.pt")
-            self.save(self.run_dir / "model.pt")
+            if run_dir is not None and rc.save_interval and s.iteration % rc.save_interval == 0:
+                self.save(run_dir / "checkpoints" / f"ckpt_{s.iteration:06d}.pt")
+        if run_dir is not None and done:
+            self.save(run_dir / "checkpoints" / f"ckpt_{self.iteration:06d}.pt")
+            self.save(run_dir / "model.pt")
             if self.iteration >= self.total_iterations and rc.export:
-                self.export(self.run_dir / "policy.onnx")
+                self.export(run_dir / "policy.onnx")
         if self.writer is not None:
             self.writer.flush()
+        if distributed.DUMP_ENV in os.environ:
+            distributed.write_rank_dump(self.rank_report(), dist)
         return done
+
+    def _rollout_digest(self, c: dict[str, Any]) -> dict[str, Any]:
+        """The rollout in the storage, summarised: what tells two ranks' data apart."""
+        assert self.storage is not None and self.env is not None
+        d = self.storage.data
+        return {
+            "iteration": self.iteration + 1,
+            "mean_reward": c["mean_reward"],
+            "proprio_sha256": distributed.tensor_digest([d["proprio"]]),
+            "actions_sha256": distributed.tensor_digest([d["actions"]]),
+            "env_seed": self.env.config.seed,
+        }
+
+    def rank_report(self) -> dict[str, Any]:
+        """This rank's state in hashes and numbers (``$MOE_LOCO_RANK_DUMP``, see distributed.py):
+        equal ``params_sha256`` on every rank means bit-identical weights."""
+        return {
+            "pid": os.getpid(),
+            "iteration": self.iteration,
+            "learning_rate": self.ppo.learning_rate,
+            "params_sha256": distributed.tensor_digest(self.model.state_dict().values()),
+            "optimizer_sha256": distributed.tensor_digest(
+                t
+                for st in self.ppo.optimizer.state_dict()["state"].values()
+                for t in st.values()
+                if isinstance(t, torch.Tensor)
+            ),
+            "generator_sha256": distributed.tensor_digest([self.generator.get_state()]),
+            "env_rng": None if self.env is None else str(self.env.rng.bit_generator.state),
+            "pas_steps": self.pas.steps,
+            "first_rollout": self._first_rollout,
+            "mean_rewards": [s.mean_reward for s in self.history],
+            "kl": [s.update.kl for s in self.history],  # the ranks' average: equal on every rank
+        }
 
     def progress_line(self, s: IterationStats, start: int, end: int) -> str:
         elapsed = time.monotonic() - self._t0
         left = (end - s.iteration) * elapsed / max(s.iteration - start, 1)
         ep = "-" if s.mean_episode_length_s is None else f"{s.mean_episode_length_s:5.2f}s"
         pas = f" P {s.pas_probability:.3f}" if s.kind == "pas" else ""
+        # several ranks: rank 0's rollout statistics, the KL averaged, the samples of all ranks
+        world = self.dist.world_size
+        ranks = f" over {world} ranks" if world > 1 else ""
         return (
             f"[{s.stage} {s.kind}{pas}] it {s.iteration}/{self.total_iterations} "
             f"reward/step {s.mean_reward:+.4f} ep_len {ep} std {s.action_std:.3f} "
             f"lr {s.update.learning_rate:.1e} kl {s.update.kl:.4f} | "
-            f"{s.samples_per_s:,.0f} samples/s (collect {s.collect_s:.2f}s update "
+            f"{s.samples_per_s * world:,.0f} samples/s{ranks} (collect {s.collect_s:.2f}s update "
             f"{s.update_s:.2f}s) | eta {_hms(left)}"
         )
 
@@ -466,6 +531,8 @@ class Trainer:
                 "schedule": names,
                 "current_stage": names[self.stage_index] if self.stage_index >= 0 else None,
                 "iteration_scale": self.config.iteration_scale,
+                # data-parallel: each iteration's update averaged the gradients of this many
+                **({"ranks": self.dist.world_size} if self.dist.enabled else {}),
             },
         )
 
@@ -523,12 +590,22 @@ class Trainer:
         # a resume that changes the PAS stages' length (--set stages.pas.iterations) anneals at
         # the new rate from the step reached; the checkpoint's rate would end the stage short of 0
         self.pas.alpha, self.pas.floor = self.config.pas_alpha(), self.config.pas.floor
-        self.generator.set_state(ts["generator"])
         torch.set_rng_state(ts["torch_rng"])
         self.iteration = int(ts["iteration"])
+        rank = self.dist.rank
+        if rank > 0:
+            # the checkpoint holds rank 0's generator and robots; rank r > 0 starts fresh ones,
+            # seeded from (seed, r, the resumed iteration): not the streams it started the run
+            # with (the module docstring says what this costs)
+            seed = distributed.rank_seed(self.config.seed, rank, self.iteration)
+            self.generator.manual_seed(seed)
+        else:
+            self.generator.set_state(ts["generator"])
         k = int(ts["stage_index"])
         if k >= 0:
             self._enter_stage(k)
+            if rank > 0:
+                return
             assert self.env is not None
             self.env.load_state_dict(ts["env"])
             o = ts["obs"]
