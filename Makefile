@@ -11,20 +11,29 @@ export FASTDDS_BUILTIN_TRANSPORTS := UDPv4
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env bench-train
+.PHONY: colcon hadolint
 .PHONY: bench-faults fuzz bench-learn
 
 setup:
 	@bash scripts/setup.sh
 
-lint: setup
+lint: setup hadolint
 	$(RUFF) check .
 	$(RUFF) format --check .
+
+# The onboard image's Dockerfile (it cannot be built here: no Docker engine).
+hadolint: setup
+	$(VENV)/bin/hadolint --config docker/jetson/hadolint.yaml docker/jetson/Dockerfile
+
+# colcon build + colcon test of ros2_ws/ against the venv's ROS 2 wheels, then an install-tree check.
+colcon: setup
+	@bash scripts/colcon_check.sh
 
 format: setup
 	$(RUFF) format .
 	$(RUFF) check --fix .
 
-test: lint
+test: lint colcon
 	$(PY) -m pytest
 
 demo: setup

@@ -19,7 +19,9 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.json")),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
     ],
-    install_requires=["numpy", "pyyaml", "onnxruntime"],
+    install_requires=["numpy", "pyyaml", "onnxruntime", "rosbags"],
+    # colcon test runs pytest only for a package that declares it as a test dependency.
+    extras_require={"test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=True,
     maintainer="MoE-Loco developers",

@@ -20,6 +20,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
     ],
     install_requires=["numpy", "mujoco", "moe_loco_controller"],
+    # colcon test runs pytest only for a package that declares it as a test dependency.
+    extras_require={"test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=True,
     maintainer="MoE-Loco developers",

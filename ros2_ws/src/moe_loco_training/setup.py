@@ -17,7 +17,6 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
     ],
     install_requires=[
         "numpy",
@@ -28,6 +27,8 @@ setup(
         "moe_loco_controller",
         "moe_loco_sim",
     ],
+    # colcon test runs pytest only for a package that declares it as a test dependency.
+    extras_require={"test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=True,
     maintainer="MoE-Loco developers",
