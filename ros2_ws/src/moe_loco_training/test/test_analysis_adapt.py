@@ -32,13 +32,13 @@ def checkpoint(tmp_path_factory):
 
 
 def test_add_expert_keeps_the_policy_and_adds_a_small_gate_share(checkpoint):
-    trainer, original, n = ad.adaptation_trainer(checkpoint, 1, 4, action_std=None)
+    trainer, original, n = ad.adaptation_trainer(checkpoint, 1, 4, action_std=None, gate_bias=-2.0)
     try:
         model = trainer.model
         assert model.config.num_experts == n + 1 == 4
         h = torch.randn(5, original.config.actor_rnn_hidden)
         probs_old, probs_new = original.gate(h), model.gate(h)
-        # the original experts keep their relative gate; the new one starts small (bias -2)
+        # the original experts keep their relative gate; the new one starts at bias -2: small
         ratio = probs_new[:, :n] / probs_old
         assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-5)
         assert (probs_new[:, n] < 0.2).all()

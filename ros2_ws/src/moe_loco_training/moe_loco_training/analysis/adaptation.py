@@ -57,11 +57,11 @@ ground pays 3 per second, 0.43 x the linear tracking term's 7; the fold is a mil
 
 
 def add_expert(
-    model: MoELocoActorCritic, seed: int = 0, gate_bias: float = -2.0
+    model: MoELocoActorCritic, seed: int = 0, gate_bias: float = 0.0
 ) -> MoELocoActorCritic:
     """A copy of ``model`` with one more expert: the original weights copied, the new expert
-    initialised (seeded) as a fresh one, the gate's new output with zero input weights and a
-    bias ``gate_bias`` below the mean of the others (it starts with a small share)."""
+    initialised (seeded) as a fresh one, the gate's new output with zero input weights and the
+    mean of the others' biases plus ``gate_bias`` (0: an equal share to start with)."""
     cfg = model.config
     if cfg.head != "moe" or model.gate is None:
         raise ValueError("adaptation adds an expert to a mixture: this model has no MoE head")
@@ -195,6 +195,7 @@ def adaptation_trainer(
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
+    gate_bias: float = 0.0,
 ) -> tuple[Trainer, MoELocoActorCritic, int]:
     """A trainer for the adaptation run, its model already expanded and frozen; also the
     original model (for the 'before' evaluation) and the original expert count."""
@@ -232,7 +233,7 @@ def adaptation_trainer(
         cfg = set_dotted(cfg, key, value)
     trainer = Trainer(from_dict(cfg), run_dir=run_dir, out=None)
     env_config_for_stage(trainer.config, 0)  # the environment's overrides, checked now
-    expanded = add_expert(original, seed)
+    expanded = add_expert(original, seed, gate_bias)
     trainer.model.load_state_dict(expanded.state_dict())
     if action_std is not None:
         with torch.no_grad():

@@ -143,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
         "--action-std", type=float, default=0.35, help="action std to restart from (0: keep)"
     )
     a.add_argument("--eval-steps", type=int, default=250, help="control steps per evaluation")
+    a.add_argument(
+        "--gate-bias",
+        type=float,
+        default=0.0,
+        help="the new expert's gate logit bias relative to the mean of the others (0: an equal "
+        "share; at -2, ~2 %%, the gate never took it up in 150 iterations)",
+    )
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a.add_argument("--torch-threads", type=int, default=0)
@@ -450,6 +457,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                 args.seed,
                 parse_overrides(args.set),
                 run_dir=out,
+                gate_bias=args.gate_bias,
             )
         except (CheckpointError, TrainConfigError, EnvConfigError, ValueError) as e:
             raise UsageError(str(e)) from None
