@@ -308,3 +308,30 @@ def test_obstacle_tiles_command_forward_and_hold_the_heading(small_env):
     assert env.command[bar, 0] >= 0.3 and env.command[bar, 1] == 0.0
     gain = env.config.commands.heading_gain
     assert env.command[bar, 2] == pytest.approx(-gain * yaw, abs=0.05)
+
+
+def test_upright_starts_put_a_share_of_bipedal_resets_on_the_rear_legs(make_config):
+    """Reference-state initialisation for the bipedal tasks (``upright_start``)."""
+    from moe_loco_training.env.config import TaskSpec
+
+    tasks = {"walk_b": {"kind": "plane", "gait": "bipedal", "upright_start": 0.5}}
+    cfg = make_config(40, **{"terrain.tasks": tasks, "terrain.levels": 1,
+                             "terrain.init_max_level": 0})  # fmt: skip
+    with MultitaskEnv(cfg) as env:
+        env.reset()
+        s = env.state
+        quat = s[:, env._qpos0 + 3 : env._qpos0 + 7]
+        # body x axis' world z: 1 - 2 (x^2 + y^2)... of the x axis: 2 (x z - w y)
+        w, x, y, z = quat.T
+        nose_up = 2 * (x * z - w * y)
+        up = nose_up > 0.99
+        assert 8 <= up.sum() <= 32, up.sum()  # about half of 40
+        assert np.all(np.abs(nose_up[~up]) < 0.1)  # the others in the stance
+        height = s[:, env._qpos0 + 2]
+        assert np.all(height[up] > 0.5) and np.all(height[~up] < 0.4)
+        out = env.step(torch.zeros(40, 12))  # the first step: nobody is terminated
+        assert not out.infos["terminated"].any()
+    with pytest.raises(ValueError, match="bipedal tasks"):
+        TaskSpec("plane", "quadrupedal", upright_start=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        TaskSpec("plane", "bipedal", upright_start=1.5)

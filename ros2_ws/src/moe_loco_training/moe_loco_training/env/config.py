@@ -58,11 +58,19 @@ class TaskSpec:
     """Zero velocity command throughout (the bipedal standing-up task)."""
     weight: float = 1.0
     """Share of the robots that get this task (relative)."""
+    upright_start: float = 0.0
+    """Bipedal tasks: the share of resets that start already on the rear legs (body vertical,
+    rear thighs rotated back by 90 degrees; :data:`~moe_loco_training.env.vec_env.UPRIGHT_POSE`):
+    reference-state initialisation, so that balancing on two legs is learnt beside standing up."""
     lift_leg: str | None = None
     """A front leg held up (``FR`` or ``FL``): the three-legged gait of the paper's adaptation
     experiment (Fig. 10), quadrupedal command, rewarded by the ``lifted_*`` terms."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.upright_start <= 1.0:
+            raise ValueError(f"upright_start must be in [0, 1], got {self.upright_start}")
+        if self.upright_start > 0 and self.gait != "bipedal":
+            raise ValueError("upright_start is for bipedal tasks")
         if self.lift_leg is not None and self.lift_leg not in ("FR", "FL"):
             raise ValueError(f"lift_leg must be FR, FL or null, got {self.lift_leg!r}")
         if self.lift_leg is not None and self.gait != "quadrupedal":

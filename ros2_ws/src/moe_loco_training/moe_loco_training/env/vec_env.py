@@ -89,6 +89,28 @@ SPAWN_Y_NOISE = 0.3
 """Uniform +-lateral spawn offset [m]."""
 OBSTACLE_YAW_NOISE = 0.2
 """Uniform +-yaw at spawn on obstacle tiles [rad] (plane tiles: any yaw)."""
+UPRIGHT_POSE = np.array([-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 0.8 + np.pi / 2, -1.5,
+                         0.1, 0.8 + np.pi / 2, -1.5])  # fmt: skip
+"""On the rear legs (SDK order): the body pitched nose-up by 90 degrees and the rear thighs
+rotated back by as much, so that the rear legs stand as in the quadrupedal stance; front legs at
+the default pose (they point backwards, clear of the ground)."""
+UPRIGHT_QUAT = np.array([np.cos(-np.pi / 4), 0.0, np.sin(-np.pi / 4), 0.0])
+"""Nose up: a -90 degree rotation about the body y axis (w, x, y, z)."""
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products a * b of (k, 4) quaternions a and one quaternion b (w, x, y, z)."""
+    w1, x1, y1, z1 = a.T
+    w2, x2, y2, z2 = b
+    return np.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        axis=1,
+    )
 
 
 @dataclass
@@ -219,6 +241,7 @@ class MultitaskEnv:
         self._template = np.zeros(self.nstate)
         mujoco.mj_getState(m, data, self._template, self._kind)
         self._spawn_z = pose_height() + SPAWN_CLEARANCE
+        self._upright_z = self._upright_height(m) + SPAWN_CLEARANCE
 
         # per-robot models, threads, buffers
         self.models = [copy.copy(m) for _ in range(n)]
@@ -248,6 +271,7 @@ class MultitaskEnv:
         self._task_gait = np.array([GAIT_NAMES.index(s.gait) for s in specs])[self.task]
         self._task_plane = np.array([s.kind == "plane" for s in specs])[self.task]
         self._task_still = np.array([s.stand_still for s in specs])[self.task]
+        self._task_upright = np.array([s.upright_start for s in specs])[self.task]
         legs = ("FR", "FL", "RR", "RL")
         self.lifted_leg = np.array(
             [-1 if s.lift_leg is None else legs.index(s.lift_leg) for s in specs], dtype=np.int64
@@ -407,6 +431,17 @@ class MultitaskEnv:
         self.command[ids] = cmd
         self.command_timer[ids] = c.resampling_time_s
 
+    def _upright_height(self, m: mujoco.MjModel) -> float:
+        """Base height [m] at which :data:`UPRIGHT_POSE`'s lowest rear foot touches z = 0."""
+        d = mujoco.MjData(m)
+        d.qpos[:3] = (0.0, 0.0, 1.0)
+        d.qpos[3:7] = UPRIGHT_QUAT
+        d.qpos[self.idx.qpos] = UPRIGHT_POSE
+        mujoco.mj_kinematics(m, d)
+        feet = np.asarray(self.idx.foot_geoms)
+        low = d.geom_xpos[feet, 2] - m.geom_size[feet, 0]
+        return float(1.0 - low.min())
+
     def reset_ids(self, ids: np.ndarray) -> None:
         """Reset the robots ``ids``: curriculum level, tile, pose, randomisation, commands."""
         if ids.size == 0:
@@ -427,6 +462,15 @@ class MultitaskEnv:
         s[:, 3] = spawn[:, 2] + self._spawn_z
         s[:, 4], s[:, 5], s[:, 6], s[:, 7] = np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)
         q = self.default_q + rng.uniform(-SPAWN_JOINT_NOISE, SPAWN_JOINT_NOISE, (k, 12))
+        p_up = self._task_upright[ids]
+        if np.any(p_up > 0):  # no draw otherwise: task sets without it keep their random stream
+            up = rng.random(k) < p_up
+            if up.any():
+                q[up] += UPRIGHT_POSE - self.default_q
+                s[up, 3] = spawn[up, 2] + self._upright_z
+                yaw_q = np.stack([np.cos(yaw[up] / 2), 0 * yaw[up], 0 * yaw[up],
+                                  np.sin(yaw[up] / 2)], axis=1)  # fmt: skip
+                s[up, 4:8] = _quat_mul(yaw_q, UPRIGHT_QUAT)
         s[:, self._jq] = np.clip(q, self.q_min, self.q_max)
         s[:, self._qvel0 :] = 0.0
         self.state[ids] = s
