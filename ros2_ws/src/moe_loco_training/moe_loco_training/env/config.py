@@ -386,6 +386,11 @@ class EnvConfig:
     """Threads stepping physics (``mujoco.rollout``); 0: one per CPU core."""
     implicit_scale: float = 0.02
     """i_t = link contact forces [N] times this."""
+    backend: str = "mujoco"
+    """Physics: ``mujoco`` (C MuJoCo, ``mujoco.rollout`` threads) or ``warp`` (MuJoCo Warp on
+    ``warp_device``; :mod:`moe_loco_training.env.warp_physics`). Everything else is one code."""
+    warp_device: str = "cpu"
+    """The Warp device of ``backend: warp``: ``cpu`` or ``cuda:<n>``."""
     control: ControlSection = field(default_factory=ControlSection)
     terrain: TerrainConfig = field(default_factory=TerrainConfig)
     commands: CommandConfig = field(default_factory=CommandConfig)
@@ -403,6 +408,15 @@ class EnvConfig:
             raise ValueError("episode_length_s must be > 0")
         if self.num_threads < 0:
             raise ValueError("num_threads must be >= 0")
+        if self.backend not in ("mujoco", "warp"):
+            raise ValueError(f"backend must be mujoco or warp, got {self.backend!r}")
+        if not (self.warp_device == "cpu" or self.warp_device.startswith("cuda")):
+            raise ValueError(f"warp_device must be cpu or cuda:<n>, got {self.warp_device!r}")
+        if self.backend == "warp" and self.randomization.enabled:
+            raise ValueError(
+                "backend warp: per-robot domain randomisation is not supported yet (each world "
+                "would need its own model fields); set randomization.enabled: false"
+            )
         from moe_loco_sim.go2_model import CONTACT_PRESETS
 
         if self.contact not in CONTACT_PRESETS:

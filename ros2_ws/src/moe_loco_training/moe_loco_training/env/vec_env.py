@@ -248,6 +248,14 @@ class MultitaskEnv:
         self.num_threads = cfg.num_threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(m) for _ in range(self.num_threads)]
         self._pool = rollout.Rollout(nthread=self.num_threads) if self.num_threads > 1 else None
+        self._warp = None
+        if cfg.backend == "warp":
+            from moe_loco_training.env.warp_physics import WarpPhysics, warp_available
+
+            reason = warp_available()
+            if reason is not None:
+                raise RuntimeError(f"env.backend warp: {reason}")
+            self._warp = WarpPhysics(m, n, cfg.warp_device)
         self.state = np.tile(self._template, (n, 1))
         self._out_state = np.zeros((n, self.substeps, self.nstate))
         self._out_sens = np.zeros((n, self.substeps, m.nsensordata))
@@ -394,7 +402,16 @@ class MultitaskEnv:
             skip_checks=True,
         )
         t = time.perf_counter()
-        if self._pool is not None:
+        if self._warp is not None:
+            # the same inputs and outputs as mujoco.rollout's; Warp's clock is float32, so the
+            # substep times are the exact grid (the divergence check compares them)
+            self._warp.set_state(self.state)
+            states, sens = self._warp.rollout(ctrl)
+            self._out_state[:] = states.cpu().numpy()
+            self._out_sens[:] = sens.cpu().numpy()
+            dt = self.config.timestep
+            self._out_state[:, :, 0] = self.state[:, :1] + dt * np.arange(1, self.substeps + 1)
+        elif self._pool is not None:
             self._pool.rollout(self.models, self._datas, self.state, ctrl, **kwargs)
         else:
             rollout.rollout(self.models, self._datas, self.state, ctrl, **kwargs)

@@ -1,0 +1,136 @@
+"""The physics of the training environment on MuJoCo Warp (``mujoco-warp``, NVIDIA Warp): the
+same MJCF model as the C backend, all robots stepped as the worlds of one batched ``mjw.Data``
+on one Warp device (a GPU, or the CPU for tests), states and sensors handed over as torch
+tensors on that device (Warp's torch interop, no copy).
+
+:meth:`WarpPhysics.rollout` mirrors what :meth:`MultitaskEnv.physics_step` gets from
+``mujoco.rollout``: for ``(N, substeps, nu)`` controls, every substep's full-physics state after
+the step (time, qpos, qvel; ``mjSTATE_FULLPHYSICS`` layout) and the sensor values MuJoCo computed
+in that step (before integrating), so the environment's observation, reward, termination and
+curriculum code is the one code for both backends.
+
+Why Warp and not IsaacGym: IsaacGym Preview 4 supports Python 3.6-3.8 only and is on no package
+registry; MuJoCo Warp runs the MJCF the CPU path runs (one Go2 model, one terrain builder) and
+runs on the CPU too, which lets CI test it (slowly: a cold kernel cache costs ~2 min of
+compilation on this machine).
+
+Not yet here (issue 16, item 1): per-world domain randomisation (each world its own friction,
+masses, motor gains: MuJoCo Warp's batched model fields) and the environment's own use of this
+class (``env.backend: warp``); the parity test of ``test_warp_physics.py`` runs one model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+
+def warp_available() -> str | None:
+    """None if ``warp`` and ``mujoco_warp`` import, else the reason."""
+    try:
+        import mujoco_warp  # noqa: F401
+        import warp  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install
+        return f"mujoco_warp / warp-lang not importable: {e}"
+    return None
+
+
+class WarpPhysics:
+    """``nworld`` copies of ``model`` on Warp device ``device`` (``"cpu"`` or ``"cuda:0"``)."""
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        nworld: int,
+        device: str = "cpu",
+        nconmax: int | None = None,
+        njmax: int | None = None,
+    ) -> None:
+        import mujoco_warp as mjw
+        import warp as wp
+
+        if nworld < 1:
+            raise ValueError(f"nworld must be >= 1, got {nworld}")
+        self._wp, self._mjw = wp, mjw
+        wp.config.quiet = True
+        self.model = model
+        self.nworld = nworld
+        self.device = device
+        self.kind = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        self.nstate = mujoco.mj_stateSize(model, self.kind)
+        if self.nstate != 1 + model.nq + model.nv:
+            raise ValueError("unexpected full-physics state layout (time, qpos, qvel)")
+        data = mujoco.MjData(model)
+        mujoco.mj_forward(model, data)
+        # contacts and constraint rows per world: the C solver's buffers grow as needed, Warp's
+        # are fixed; 4 feet + a body on stairs stay far below these
+        nconmax = nconmax or 48 * nworld
+        njmax = njmax or 6 * nconmax
+        with wp.ScopedDevice(device):
+            self.mjw_model = mjw.put_model(model)
+            self.mjw_data = mjw.put_data(model, data, nworld=nworld, nconmax=nconmax, njmax=njmax)
+        d = self.mjw_data
+        self._time = wp.to_torch(d.time)
+        self._qpos = wp.to_torch(d.qpos)
+        self._qvel = wp.to_torch(d.qvel)
+        self._ctrl = wp.to_torch(d.ctrl)
+        self._sensordata = wp.to_torch(d.sensordata)
+        self._act = wp.to_torch(d.act) if model.na else None
+        self._qacc_warmstart = wp.to_torch(d.qacc_warmstart)
+        self.torch_device = self._qpos.device
+
+    def set_state(self, state: torch.Tensor | np.ndarray) -> None:
+        """Every world's state from ``(nworld, nstate)`` (time, qpos, qvel), velocities of the
+        solver's warm start cleared (as ``mj_setState`` leaves a fresh ``MjData``)."""
+        s = torch.as_tensor(state, dtype=torch.float64)
+        if tuple(s.shape) != (self.nworld, self.nstate):
+            raise ValueError(f"state must be ({self.nworld}, {self.nstate}), got {tuple(s.shape)}")
+        s = s.to(self.torch_device)
+        nq = self.model.nq
+        self._time.copy_(s[:, 0].to(self._time.dtype))
+        self._qpos.copy_(s[:, 1 : 1 + nq].to(self._qpos.dtype))
+        self._qvel.copy_(s[:, 1 + nq :].to(self._qvel.dtype))
+        self._qacc_warmstart.zero_()
+
+    def state(self) -> torch.Tensor:
+        """``(nworld, nstate)`` float64 on the device: time, qpos, qvel."""
+        return torch.cat(
+            [self._time[:, None].double(), self._qpos.double(), self._qvel.double()], dim=1
+        )
+
+    def rollout(self, ctrl: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step every world ``ctrl.shape[1]`` times under ``ctrl`` (nworld, substeps, nu).
+
+        Returns (states (nworld, substeps, nstate), sensordata (nworld, substeps, nsensordata)),
+        float64 on the device, with ``mujoco.rollout``'s meaning per substep."""
+        c = torch.as_tensor(ctrl).to(self.torch_device, self._ctrl.dtype)
+        if c.dim() != 3 or c.shape[0] != self.nworld or c.shape[2] != self.model.nu:
+            raise ValueError(
+                f"ctrl must be ({self.nworld}, substeps, {self.model.nu}), got {tuple(c.shape)}"
+            )
+        steps = c.shape[1]
+        states = torch.empty(self.nworld, steps, self.nstate, dtype=torch.float64,
+                             device=self.torch_device)  # fmt: skip
+        sens = torch.empty(self.nworld, steps, self.model.nsensordata, dtype=torch.float64,
+                           device=self.torch_device)  # fmt: skip
+        wp = self._wp
+        with wp.ScopedDevice(self.device):
+            for k in range(steps):
+                self._ctrl.copy_(c[:, k])
+                self._mjw.step(self.mjw_model, self.mjw_data)
+                states[:, k] = self.state()
+                sens[:, k] = self._sensordata.double()
+        return states, sens
+
+    def overflow(self) -> dict[str, Any]:
+        """Whether the fixed contact / constraint buffers overflowed (results then unreliable)."""
+        d = self.mjw_data
+        out = {}
+        for name in ("ncon", "nefc"):
+            v = getattr(d, name, None)
+            if v is not None:
+                out[name] = int(np.max(v.numpy()))
+        return out
