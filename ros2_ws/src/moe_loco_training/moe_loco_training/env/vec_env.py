@@ -256,6 +256,8 @@ class MultitaskEnv:
             if reason is not None:
                 raise RuntimeError(f"env.backend warp: {reason}")
             self._warp = WarpPhysics(m, n, cfg.warp_device)
+        self._warp_models_stale = True
+        """The robots' model copies changed (a reset's randomisation, a restored state)."""
         self.state = np.tile(self._template, (n, 1))
         self._out_state = np.zeros((n, self.substeps, self.nstate))
         self._out_sens = np.zeros((n, self.substeps, m.nsensordata))
@@ -383,6 +385,7 @@ class MultitaskEnv:
         for k, v in state["scalars"].items():
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]
+        self._warp_models_stale = True
 
     def __enter__(self) -> MultitaskEnv:
         return self
@@ -405,6 +408,9 @@ class MultitaskEnv:
         if self._warp is not None:
             # the same inputs and outputs as mujoco.rollout's; Warp's clock is float32, so the
             # substep times are the exact grid (the divergence check compares them)
+            if self._warp_models_stale:
+                self._warp.set_model_fields(self.models)
+                self._warp_models_stale = False
             self._warp.set_state(self.state)
             states, sens = self._warp.rollout(ctrl)
             self._out_state[:] = states.cpu().numpy()
@@ -495,6 +501,7 @@ class MultitaskEnv:
         for i in ids.tolist():
             p = self.randomizer.draw(rng)
             self.randomizer.apply(self.models[i], p)
+            self._warp_models_stale = True
             self.friction[i] = p.friction
             self.motor_strength[i] = p.motor_strength
             self.kp_eff[i], self.kd_eff[i] = p.gains(self.control.kp, self.control.kd)

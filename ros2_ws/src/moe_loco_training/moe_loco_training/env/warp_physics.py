@@ -14,9 +14,14 @@ registry; MuJoCo Warp runs the MJCF the CPU path runs (one Go2 model, one terrai
 runs on the CPU too, which lets CI test it (slowly: a cold kernel cache costs ~2 min of
 compilation on this machine).
 
-Not yet here (issue 16, item 1): per-world domain randomisation (each world its own friction,
-masses, motor gains: MuJoCo Warp's batched model fields) and the environment's own use of this
-class (``env.backend: warp``); the parity test of ``test_warp_physics.py`` runs one model.
+Domain randomisation: MuJoCo Warp indexes its batchable model fields (``(*, n)`` in its types)
+by ``world % shape[0]``; :meth:`WarpPhysics.set_model_fields` gives those the randomiser writes
+(and the mass-dependent constants ``mj_setConst`` derives from them) one row per world, from the
+robots' own C model copies: one source of truth for both backends.
+
+Not yet here (issue 16, item 1): the environment's observation/reward code runs in numpy on the
+host, so on a GPU device the states cross to the host every step (on the CPU device the torch
+tensors share Warp's memory: no copy).
 """
 
 from __future__ import annotations
@@ -81,6 +86,31 @@ class WarpPhysics:
         self._act = wp.to_torch(d.act) if model.na else None
         self._qacc_warmstart = wp.to_torch(d.qacc_warmstart)
         self.torch_device = self._qpos.device
+
+    BATCHED_FIELDS = (
+        "geom_friction",
+        "body_mass",
+        "body_ipos",
+        "actuator_gainprm",
+        "actuator_biasprm",
+        "body_subtreemass",
+        "body_invweight0",
+        "dof_invweight0",
+    )
+    """What the randomiser writes into a robot's model copy, and what ``mj_setConst`` derives."""
+
+    def set_model_fields(
+        self, models: list[mujoco.MjModel], fields: tuple[str, ...] = BATCHED_FIELDS
+    ) -> None:
+        """Per-world values of ``fields`` from ``models`` (one C model copy per world)."""
+        if len(models) != self.nworld:
+            raise ValueError(f"need {self.nworld} models, got {len(models)}")
+        wp = self._wp
+        for name in fields:
+            cur = getattr(self.mjw_model, name)
+            rows = np.stack([np.asarray(getattr(m, name)) for m in models])
+            arr = wp.array(rows.astype(np.float32), dtype=cur.dtype, device=self.device)
+            setattr(self.mjw_model, name, arr)
 
     def set_state(self, state: torch.Tensor | np.ndarray) -> None:
         """Every world's state from ``(nworld, nstate)`` (time, qpos, qvel), velocities of the
