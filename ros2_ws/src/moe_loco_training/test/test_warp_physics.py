@@ -5,7 +5,8 @@ reward term and the dones agree within the stated tolerances.
 
 Measured when written (Warp 1.19.0 CPU, float32; C MuJoCo float64): base positions within 0.4 mm
 and joints within 5 mrad after 1 s. Tolerances: 5 mm, 0.05 rad; the reward and every term
-within 5 % of the tracking term's per-step weight (0.0035 worst when written, with pushes). A cold Warp kernel cache compiles for ~2 min (then ~/.cache/warp is reused)."""
+within 5 % of the tracking term's per-step weight (0.0035 worst when written, with pushes).
+A cold Warp kernel cache compiles for ~2 min (then ~/.cache/warp is reused)."""
 
 from __future__ import annotations
 
