@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint format demo clean bench bench-policy bench-loop bench-sim bench-env bench-train
 .PHONY: colcon hadolint
-.PHONY: bench-faults fuzz bench-learn
+.PHONY: bench-faults fuzz bench-learn bench-gpu
 
 setup:
 	@bash scripts/setup.sh
@@ -64,6 +64,9 @@ bench-train: setup
 
 bench-learn: setup
 	$(PY) benchmarks/bench_learn.py $(LEARN_ARGS)
+
+bench-gpu: setup
+	$(PY) benchmarks/bench_gpu.py $(GPU_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -139,3 +139,20 @@ def test_warp_backend_settings_are_checked():
         load_env_config().replace(backend="isaacgym")
     with pytest.raises(EnvConfigError, match="warp_device"):
         load_env_config().replace(warp_device="tpu")
+
+
+def test_bench_gpu_says_there_is_no_gpu_and_exits_0():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import warp as wp
+
+    if wp.get_cuda_device_count() > 0:
+        pytest.skip("a GPU is here: bench_gpu.py would measure it (minutes)")
+    script = Path(__file__).resolve().parents[4] / "benchmarks" / "bench_gpu.py"
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert "no CUDA GPU" in r.stdout
+    assert lines[-1] == "gpu env_steps_per_s=nan samples_per_s=nan walk_min=nan"
