@@ -331,6 +331,17 @@ def test_upright_starts_put_a_share_of_bipedal_resets_on_the_rear_legs(make_conf
         assert np.all(height[up] > 0.5) and np.all(height[~up] < 0.4)
         out = env.step(torch.zeros(40, 12))  # the first step: nobody is terminated
         assert not out.infos["terminated"].any()
+    # part-way up: the pitch drawn from [upright_pitch_min, 90] degrees, the joints in proportion
+    tasks["walk_b"].update(upright_start=1.0, upright_pitch_min=0.0)
+    with MultitaskEnv(make_config(40, **{"terrain.tasks": tasks, "terrain.levels": 1,
+                                         "terrain.init_max_level": 0})) as env:  # fmt: skip
+        env.reset()
+        w, x, y, z = env.state[:, env._qpos0 + 3 : env._qpos0 + 7].T
+        nose_up = 2 * (x * z - w * y)
+        assert nose_up.min() < 0.3 and nose_up.max() > 0.9 and np.all(nose_up > -0.01)
+        assert not env.step(torch.zeros(40, 12)).infos["terminated"].any()
+    with pytest.raises(ValueError, match="upright_pitch_min"):
+        TaskSpec("plane", "bipedal", upright_start=0.5, upright_pitch_min=120.0)
     with pytest.raises(ValueError, match="bipedal tasks"):
         TaskSpec("plane", "quadrupedal", upright_start=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

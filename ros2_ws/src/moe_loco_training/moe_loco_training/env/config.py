@@ -62,6 +62,9 @@ class TaskSpec:
     """Bipedal tasks: the share of resets that start already on the rear legs (body vertical,
     rear thighs rotated back by 90 degrees; :data:`~moe_loco_training.env.vec_env.UPRIGHT_POSE`):
     reference-state initialisation, so that balancing on two legs is learnt beside standing up."""
+    upright_pitch_min: float = 90.0
+    """[deg] Upright starts draw the body's nose-up pitch uniformly from this to 90 (the rear
+    thighs rotated back by as much): below 90, part-way up, the rising itself is practised."""
     lift_leg: str | None = None
     """A front leg held up (``FR`` or ``FL``): the three-legged gait of the paper's adaptation
     experiment (Fig. 10), quadrupedal command, rewarded by the ``lifted_*`` terms."""
@@ -71,6 +74,8 @@ class TaskSpec:
             raise ValueError(f"upright_start must be in [0, 1], got {self.upright_start}")
         if self.upright_start > 0 and self.gait != "bipedal":
             raise ValueError("upright_start is for bipedal tasks")
+        if not 0.0 <= self.upright_pitch_min <= 90.0:
+            raise ValueError(f"upright_pitch_min must be in [0, 90], got {self.upright_pitch_min}")
         if self.lift_leg is not None and self.lift_leg not in ("FR", "FL"):
             raise ValueError(f"lift_leg must be FR, FL or null, got {self.lift_leg!r}")
         if self.lift_leg is not None and self.gait != "quadrupedal":

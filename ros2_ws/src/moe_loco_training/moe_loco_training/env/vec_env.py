@@ -98,10 +98,10 @@ UPRIGHT_QUAT = np.array([np.cos(-np.pi / 4), 0.0, np.sin(-np.pi / 4), 0.0])
 """Nose up: a -90 degree rotation about the body y axis (w, x, y, z)."""
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton products a * b of (k, 4) quaternions a and one quaternion b (w, x, y, z)."""
+def _quat_mul_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products a * b of (k, 4) quaternions, row by row (w, x, y, z)."""
     w1, x1, y1, z1 = a.T
-    w2, x2, y2, z2 = b
+    w2, x2, y2, z2 = b.T
     return np.stack(
         [
             w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
@@ -241,7 +241,9 @@ class MultitaskEnv:
         self._template = np.zeros(self.nstate)
         mujoco.mj_getState(m, data, self._template, self._kind)
         self._spawn_z = pose_height() + SPAWN_CLEARANCE
-        self._upright_z = self._upright_height(m) + SPAWN_CLEARANCE
+        self._pitch_grid = np.linspace(0.0, np.pi / 2, 19)
+        self._pitch_z = np.array([self._upright_height(m, a) for a in self._pitch_grid])
+        self._pitch_z += SPAWN_CLEARANCE
 
         # per-robot models, threads, buffers
         self.models = [copy.copy(m) for _ in range(n)]
@@ -282,6 +284,7 @@ class MultitaskEnv:
         self._task_plane = np.array([s.kind == "plane" for s in specs])[self.task]
         self._task_still = np.array([s.stand_still for s in specs])[self.task]
         self._task_upright = np.array([s.upright_start for s in specs])[self.task]
+        self._task_pitch_min = np.radians([s.upright_pitch_min for s in specs])[self.task]
         legs = ("FR", "FL", "RR", "RL")
         self.lifted_leg = np.array(
             [-1 if s.lift_leg is None else legs.index(s.lift_leg) for s in specs], dtype=np.int64
@@ -454,12 +457,15 @@ class MultitaskEnv:
         self.command[ids] = cmd
         self.command_timer[ids] = c.resampling_time_s
 
-    def _upright_height(self, m: mujoco.MjModel) -> float:
-        """Base height [m] at which :data:`UPRIGHT_POSE`'s lowest rear foot touches z = 0."""
+    def _upright_height(self, m: mujoco.MjModel, pitch: float = np.pi / 2) -> float:
+        """Base height [m] at which the lowest foot touches z = 0, the body pitched nose-up by
+        ``pitch`` and the joints that share of the way from the default pose to
+        :data:`UPRIGHT_POSE`."""
         d = mujoco.MjData(m)
         d.qpos[:3] = (0.0, 0.0, 1.0)
-        d.qpos[3:7] = UPRIGHT_QUAT
-        d.qpos[self.idx.qpos] = UPRIGHT_POSE
+        d.qpos[3:7] = (np.cos(-pitch / 2), 0.0, np.sin(-pitch / 2), 0.0)
+        frac = pitch / (np.pi / 2)
+        d.qpos[self.idx.qpos] = self.default_q + frac * (UPRIGHT_POSE - self.default_q)
         mujoco.mj_kinematics(m, d)
         feet = np.asarray(self.idx.foot_geoms)
         low = d.geom_xpos[feet, 2] - m.geom_size[feet, 0]
@@ -488,12 +494,20 @@ class MultitaskEnv:
         p_up = self._task_upright[ids]
         if np.any(p_up > 0):  # no draw otherwise: task sets without it keep their random stream
             up = rng.random(k) < p_up
+            lo = self._task_pitch_min[ids]
+            if np.any(lo[up] < np.pi / 2):  # part-way up: one more draw, only where configured
+                pitch = lo + (np.pi / 2 - lo) * rng.random(k)
+            else:
+                pitch = np.full(k, np.pi / 2)
             if up.any():
-                q[up] += UPRIGHT_POSE - self.default_q
-                s[up, 3] = spawn[up, 2] + self._upright_z
+                frac = (pitch[up] / (np.pi / 2))[:, None]
+                q[up] += frac * (UPRIGHT_POSE - self.default_q)
+                s[up, 3] = spawn[up, 2] + np.interp(pitch[up], self._pitch_grid, self._pitch_z)
                 yaw_q = np.stack([np.cos(yaw[up] / 2), 0 * yaw[up], 0 * yaw[up],
                                   np.sin(yaw[up] / 2)], axis=1)  # fmt: skip
-                s[up, 4:8] = _quat_mul(yaw_q, UPRIGHT_QUAT)
+                half = -pitch[up] / 2  # nose up: a negative rotation about the body y axis
+                pitch_q = np.stack([np.cos(half), 0 * half, np.sin(half), 0 * half], axis=1)
+                s[up, 4:8] = _quat_mul_batch(yaw_q, pitch_q)
         s[:, self._jq] = np.clip(q, self.q_min, self.q_max)
         s[:, self._qvel0 :] = 0.0
         self.state[ids] = s
