@@ -207,7 +207,7 @@ def main() -> int:
             video = run_dir / "demo.mp4"
         else:
             print(f"demo: no video: {done.stderr.strip()}", file=sys.stderr)
-    summary = summarise(bag_path, truth, phases, timing, policy, trained)
+    summary = summarise(bag_path, truth, timing, policy, trained)
     summary["video"] = str(video) if video else None
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     plot(bag_path, truth, run_dir / "demo.png", summary)
@@ -225,7 +225,7 @@ def read_statuses(bag_path: Path) -> list:
     return [deserialize_message(data, ControllerStatus) for _, data in bag.of("/moe_loco/status")]
 
 
-def summarise(bag_path, truth, phases, timing, policy, trained) -> dict:
+def summarise(bag_path, truth, timing, policy, trained) -> dict:
     statuses = read_statuses(bag_path)
     if not statuses:
         raise SystemExit(f"demo: the bag {bag_path} holds no status messages")
