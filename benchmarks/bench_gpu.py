@@ -28,6 +28,7 @@ import argparse
 import math
 import sys
 import time
+from typing import Any
 
 
 def _physics_rate(n: int, device: str, steps: int) -> float:
@@ -69,23 +70,19 @@ def _c_physics_rate(n: int, steps: int) -> float:
         return n * steps / (time.perf_counter() - t)
 
 
-def _ppo_rate(device: str, robots: int, iterations: int) -> float:
+def _warp_trainer(device: str, robots: int) -> Any:
+    """The walking recipe's trainer on the Warp backend, writing nothing."""
     from moe_loco_training.train.config import load_train_config
     from moe_loco_training.train.runner import Trainer
 
-    cfg = load_train_config(
-        "train_walk",
-        {
-            "env.backend": "warp",
-            "env.warp_device": device,
-            "env.num_envs": robots,
-            "runner.save_interval": 0,
-            "runner.tensorboard": False,
-            "runner.progress": False,
-            "runner.export": False,
-        },
-    )
-    trainer = Trainer(cfg, out=None)
+    overrides = {"env.backend": "warp", "env.warp_device": device, "env.num_envs": robots}
+    quiet = {"save_interval": 0, "tensorboard": False, "progress": False, "export": False}
+    overrides |= {f"runner.{k}": v for k, v in quiet.items()}
+    return Trainer(load_train_config("train_walk", overrides), out=None)
+
+
+def _ppo_rate(device: str, robots: int, iterations: int) -> float:
+    trainer = _warp_trainer(device, robots)
     try:
         trainer.train_iteration()  # warm-up (kernels, first allocation)
         samples, wall = 0, 0.0
@@ -99,24 +96,10 @@ def _ppo_rate(device: str, robots: int, iterations: int) -> float:
 
 
 def _walk_minutes(device: str, robots: int, cap_min: float) -> tuple[float, int]:
-    from moe_loco_training.train.config import load_train_config
-    from moe_loco_training.train.runner import Trainer
     from moe_loco_training.train.walk_eval import evaluate_walking
 
-    cfg = load_train_config(
-        "train_walk",
-        {
-            "env.backend": "warp",
-            "env.warp_device": device,
-            "env.num_envs": robots,
-            "runner.save_interval": 0,
-            "runner.progress": False,
-            "runner.export": False,
-            "runner.tensorboard": False,
-        },
-    )
     t0 = time.monotonic()
-    trainer = Trainer(cfg, out=None)
+    trainer = _warp_trainer(device, robots)
     try:
         while (time.monotonic() - t0) / 60.0 < cap_min:
             for _ in range(10):

@@ -94,8 +94,6 @@ UPRIGHT_POSE = np.array([-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 0.8 + np.pi / 2,
 """On the rear legs (SDK order): the body pitched nose-up by 90 degrees and the rear thighs
 rotated back by as much, so that the rear legs stand as in the quadrupedal stance; front legs at
 the default pose (they point backwards, clear of the ground)."""
-UPRIGHT_QUAT = np.array([np.cos(-np.pi / 4), 0.0, np.sin(-np.pi / 4), 0.0])
-"""Nose up: a -90 degree rotation about the body y axis (w, x, y, z)."""
 
 
 def _quat_mul_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:

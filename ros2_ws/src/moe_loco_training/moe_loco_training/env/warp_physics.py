@@ -26,8 +26,6 @@ tensors share Warp's memory: no copy).
 
 from __future__ import annotations
 
-from typing import Any
-
 import mujoco
 import numpy as np
 import torch
@@ -154,13 +152,3 @@ class WarpPhysics:
                 states[:, k] = self.state()
                 sens[:, k] = self._sensordata.double()
         return states, sens
-
-    def overflow(self) -> dict[str, Any]:
-        """Whether the fixed contact / constraint buffers overflowed (results then unreliable)."""
-        d = self.mjw_data
-        out = {}
-        for name in ("ncon", "nefc"):
-            v = getattr(d, name, None)
-            if v is not None:
-                out[name] = int(np.max(v.numpy()))
-        return out
