@@ -354,7 +354,7 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
 
     run = load_run(tmp_path / "bag")
     assert any(s.operator is not None and s.operator.vx == 0.25 for s in run.steps), "no Twist"
-    assert run.pairing.startswith("by arrival time"), run.pairing
+    assert run.pairing == "by header stamp (mirror-input bag)", run.pairing
     assert run.steps[0].step == 1 and len(run.steps) == steps, run.notes
     modes = run_factory.mode_timeline([s.mode for s in run.steps])
     assert modes == ["PASSIVE", "STAND", "RUN", "DAMP"], modes

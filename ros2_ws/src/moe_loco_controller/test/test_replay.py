@@ -201,6 +201,64 @@ def test_node_mode_with_a_corrupt_frame_damps(short):
     assert report.first_divergence.step == step and report.node_core_max_diff == 0.0
 
 
+# ---------------------------------------------------------------------- mirror-input bags
+def as_mirror_input(demo, path, late_s=0.025, wrong_step=None):
+    """The demo bag as a controller fed on moe_loco/robot_state would have recorded it: one
+    message per distinct frame, stamped by its sender, reaching the recorder ``late_s`` after
+    the step that used it (more than a control period: later than any arrival-time pairing
+    tolerates); each status names its frame's stamp (``wrong_step``: the previous frame's)."""
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import deserialize_message
+
+    from moe_loco_msgs.msg import ControllerStatus
+    from moe_loco_msgs.msg import RobotState as RobotStateMsg
+
+    bag = read_bag(demo.bag)
+    state_topic = "/moe_loco/robot_state"
+    by_stamp = {}
+    for topic, _, data in bag.messages:
+        if topic == state_topic:
+            m = deserialize_message(data, RobotStateMsg)
+            by_stamp[(m.header.stamp.sec, m.header.stamp.nanosec)] = m
+    messages, stamps = [], []
+    for topic, t, data in bag.messages:
+        if topic == state_topic:
+            continue
+        if topic == STATUS:
+            msg = deserialize_message(data, ControllerStatus)
+            mirror = by_stamp.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            if mirror is not None:
+                ns = round((1.7e9 + mirror.receive_time) * 1e9)  # the sender's stamp
+                if not stamps or stamps[-1] != ns:  # a new frame: one message
+                    stamps.append(ns)
+                    mirror.header.stamp = Time(sec=ns // 10**9, nanosec=ns % 10**9)
+                    messages.append(
+                        (state_topic, t + round(late_s * 1e9), serialize_message(mirror))
+                    )
+                use = stamps[-2] if msg.step == wrong_step and len(stamps) > 1 else stamps[-1]
+                msg.state_stamp = Time(sec=use // 10**9, nanosec=use % 10**9)
+            data = serialize_message(msg)
+        messages.append((topic, t, data))
+    messages.sort(key=lambda m: m[1])
+    write_bag(path, {n: i.msgtype for n, i in bag.topics.items()}, messages)
+    return path
+
+
+def test_a_mirror_input_bag_pairs_each_step_with_its_frame_by_stamp(demo, tmp_path):
+    """Frames recorded a period and more after the step that used them (a busy recorder) still
+    pair exactly: the status names the frame's stamp. The same bag with one step pointed at the
+    previous frame diverges at that step (the check can fail)."""
+    run = load_run(as_mirror_input(demo, tmp_path / "mirror.mcap"))
+    assert run.pairing == "by header stamp (mirror-input bag)" and not run.notes, run.notes
+    report = replay_core(run, demo.policy, load_config())
+    assert report.ok and report.steps_compared == demo.steps, report.format()
+
+    step = next(s.step for s in run.steps if s.mode == Mode.RUN) + 50
+    run = load_run(as_mirror_input(demo, tmp_path / "wrong.mcap", wrong_step=step))
+    report = replay_core(run, demo.policy, load_config())
+    assert not report.ok and report.first_divergence.step == step, report.format()
+
+
 # ---------------------------------------------------------------------- unusable bags
 def write_bag(path, topics, messages, store=None):
     """A bag with ``topics`` {name: type} (types from ``store``) and raw ``messages``."""

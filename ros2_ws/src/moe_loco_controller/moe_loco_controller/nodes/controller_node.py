@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
@@ -115,7 +116,9 @@ class ControllerNode(Node):
         self._twist: TwistCommand | None = None
         self.velocity_source = "none"
         """Where the last step's velocity came from: operator, cmd_vel or none."""
-        self._mirror_state: RobotState | None = None
+        # the latest mirror frame and its message's header stamp, replaced as one (the status
+        # names the stamp of the frame a step used, so a bag pairs them exactly)
+        self._mirror: tuple[RobotState, Time] | None = None
         # the loop's output and when it was produced (None: no step yet), read by the stream
         self._out: tuple[JointCommand, float | None] = (JointCommand.zero_torque(), None)
         self._damping = JointCommand.damping(config.control.damp_kd)
@@ -192,7 +195,7 @@ class ControllerNode(Node):
         self._on_twist(msg.twist)
 
     def _on_state(self, msg: RobotStateMsg) -> None:
-        self._mirror_state = robot_state_from_msg(msg, self.clock())
+        self._mirror = (robot_state_from_msg(msg, self.clock()), msg.header.stamp)
 
     def _on_set_scale(
         self, req: SetExpertScale.Request, res: SetExpertScale.Response
@@ -233,7 +236,18 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ the loops
     def latest_state(self) -> RobotState | None:
-        return self._mirror_state if self.link is None else self.link.latest()
+        if self.link is not None:
+            return self.link.latest()
+        mirror = self._mirror
+        return None if mirror is None else mirror[0]
+
+    def _latest(self) -> tuple[RobotState | None, Time | None]:
+        """The state a control tick uses and the stamp of the robot_state message carrying it
+        (None on the robot link: the step's own mirror carries it, with the step's stamp)."""
+        if self.link is not None:
+            return self.link.latest(), None
+        mirror = self._mirror
+        return (None, None) if mirror is None else mirror
 
     def report_fault(self, fault: str, detail: str) -> None:
         """A fault the node found (not the core): the core's next step latches it."""
@@ -265,7 +279,7 @@ class ControllerNode(Node):
         start = self.clock()
         period = math.nan if self._last_tick is None else start - self._last_tick
         self._last_tick = start
-        state = self.latest_state()
+        state, state_stamp = self._latest()
         external = self.link.faults() if self.link is not None else ()
         with self._fault_lock:
             node_faults, self._node_faults = self._node_faults, {}
@@ -300,6 +314,7 @@ class ControllerNode(Node):
             start,
             operator,
             external,
+            state_stamp=None if state is None else (state_stamp or stamp),
             period_ms=0.0 if math.isnan(period) else period * 1e3,
             period_error_ms=lateness * 1e3,
             compute_ms=compute * 1e3,

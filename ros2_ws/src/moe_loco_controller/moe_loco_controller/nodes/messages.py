@@ -103,10 +103,12 @@ def status_to_msg(
     control_time: float,
     operator: OperatorCommand | None,
     link_faults: tuple[tuple[str, str], ...],
+    state_stamp: Time | None = None,
     **timing: float | int | str | bool,
 ) -> StatusMsg:
-    """``timing``: period_ms, period_error_ms, compute_ms, overruns, bad_crc_frames, policy,
-    sport_mode_active (fields the node measures)."""
+    """``state_stamp``: the header stamp of the robot_state message whose frame the step used
+    (None: no state). ``timing``: period_ms, period_error_ms, compute_ms, overruns,
+    bad_crc_frames, policy, sport_mode_active (fields the node measures)."""
     msg = StatusMsg(
         control_time=float(control_time),
         operator_time=math.nan if operator is None else float(operator.stamp),
@@ -120,6 +122,8 @@ def status_to_msg(
         **timing,
     )
     msg.header.stamp = stamp
+    if state_stamp is not None:
+        msg.state_stamp = state_stamp
     if operator is not None:
         msg.operator_command = command_to_msg(operator, stamp)
     msg.command = _f32(status.command)

@@ -165,6 +165,7 @@ class StepWriter:
             now,
             operator,
             link_faults,
+            state_stamp=None if state is None else stamp,  # its mirror, written below
             period_ms=0.0 if math.isnan(period) else period * 1e3,
             period_error_ms=0.0,
             compute_ms=compute_ms,

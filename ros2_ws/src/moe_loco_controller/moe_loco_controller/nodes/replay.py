@@ -9,12 +9,11 @@ Examples::
 **What a step consumed** (the bag holds it): ``<ns>/status`` gives the step's clock
 (``control_time``), the operator command as applied with its arrival (``operator_command``,
 ``operator_time``), the link faults and the expert scale; the robot state is the
-``<ns>/robot_state`` mirror published in the same step (same header stamp; ``receive_time`` is
-its arrival on the controller's clock). A bag of a controller fed on ``<ns>/robot_state`` (mirror
-input) has no such per-step mirror: each step's frame is then found by its arrival
-(``control_time - state_age_ms``) among the recorded frames (bag time stamps mapped onto the
-controller's clock), which is unambiguous while frames come more than a few milliseconds apart
-(the 50 Hz mirror: yes; a wrong pairing shows as a divergence). Service calls between steps are
+``<ns>/robot_state`` message whose header stamp the status names (``state_stamp``): on the robot
+link, the mirror the controller published in the same step (``receive_time`` is its arrival on
+the controller's clock); on mirror input (a controller fed on ``<ns>/robot_state``), the incoming
+message itself, which arrived ``state_age_ms`` before the step. The pairing is exact, whatever
+the recorder's delays. Service calls between steps are
 reproduced: the expert scale each status reports is set before its step, and a gait the status
 shows without an operator gait edge (``set_gait`` by service) is set before its step, at the
 previous step's time.
@@ -154,8 +153,12 @@ def _deserialize(path: Path, topic: str, stamp: int, data: bytes, cls: Any) -> A
         ) from None
 
 
+def _ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+    return _ns(msg.header.stamp)
 
 
 def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
@@ -213,39 +216,37 @@ def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
         )
         ordered = ordered[first_passive:]
 
-    # bag time (ns, ROS clock) -> controller clock, for pairing frames of a mirror-input bag
-    offset = min((_stamp_ns(s) * 1e-9 - s.control_time for s in ordered), default=0.0)
-    frame_times = np.array([t * 1e-9 - offset for t, _, _ in states])
-    eps = 0.002  # the recorder's and the controller's receptions of one frame may differ this much
-
     frames: list[Frame] = []
     steps: list[RecordedStep] = []
-    # a controller on the robot link publishes the state each step used, with the step's stamp
-    own_mirror = any(_stamp_ns(s) in by_stamp for s in ordered)
+    # each status names the robot_state message whose frame its step used (state_stamp): the
+    # step's own mirror on the robot link, the incoming message on mirror input
+    own_mirror = any(_ns(s.state_stamp) == _stamp_ns(s) for s in ordered)
+    last_key: float | None = None
     for s in ordered:
         frame: int | None = None
         if s.state_age_ms < NO_STATE_AGE_MS:
-            arrival = s.control_time - float(s.state_age_ms) * 1e-3
-            found = by_stamp.get(_stamp_ns(s)) if own_mirror else None
-            if found is not None:
-                data, m = found
-                if not (frames and frames[-1].arrival == m.receive_time):
-                    frames.append(Frame(data, float(m.receive_time)))
-                frame = len(frames) - 1
-            elif frames and abs(frames[-1].arrival - arrival) < 1e-6:
-                frame = len(frames) - 1  # the same frame as the step before
-            else:
-                j = -1
-                if not own_mirror:  # mirror input: the latest frame received before the arrival
-                    j = int(np.searchsorted(frame_times, arrival + eps, side="right")) - 1
-                if j < 0 or arrival - frame_times[j] > 0.25:
-                    notes.append(
-                        f"the robot state of step {s.step} is not in the bag: replaying "
-                        f"steps up to {s.step - 1} only"
-                    )
-                    break
-                frames.append(Frame(states[j][1], arrival))
-                frame = len(frames) - 1
+            found = by_stamp.get(_ns(s.state_stamp))
+            if found is None:
+                notes.append(
+                    f"the robot state of step {s.step} is not in the bag: replaying "
+                    f"steps up to {s.step - 1} only"
+                )
+                break
+            data, m = found
+            # when it arrived on the controller's clock: the mirror says so; an incoming frame's
+            # arrival is the step's clock less the state's age
+            arrival = (
+                float(m.receive_time)
+                if own_mirror
+                else s.control_time - float(s.state_age_ms) * 1e-3
+            )
+            # one frame used by several steps: one incoming message, or one receive time in
+            # several mirrors
+            key = float(m.receive_time) if own_mirror else _ns(m.header.stamp)
+            if key != last_key:
+                frames.append(Frame(data, arrival))
+                last_key = key
+            frame = len(frames) - 1
         op_time = float(s.operator_time)
         operator = None if math.isnan(op_time) else command_from_msg(s.operator_command, op_time)
         steps.append(
@@ -272,7 +273,7 @@ def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
     policies = sorted({s.policy for s in ordered if s.policy})
     if len(policies) > 1:
         notes.append(f"the statuses name several policies: {policies}")
-    pairing = "by header stamp" if own_mirror else "by arrival time (mirror-input bag)"
+    pairing = "by header stamp" + ("" if own_mirror else " (mirror-input bag)")
     return RecordedRun(bag.path, policies[0] if policies else "", steps, frames, pairing, notes)
 
 
@@ -718,12 +719,12 @@ def replay_node(
                 super()._on_state(msg)
                 self.current = self.in_flight.popleft() if self.in_flight else -1
 
-        def latest_state(self) -> RobotState | None:
+        def _latest(self) -> tuple[RobotState | None, Any]:  # what a tick uses
             with self.frame_lock:
-                state = super().latest_state()
+                state, stamp = super()._latest()
                 frame = None if state is None else self.current
                 self.consumed[self.core.step_count + 1] = (frame, state)
-            return state
+            return state, stamp
 
         def control_tick(self, deadline: float, lateness: float) -> None:
             super().control_tick(deadline, lateness)
