@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from moe_loco_controller.core import go2
+from moe_loco_controller.core.command_guard import TARGET_LOWER, TARGET_UPPER, clamp_targets
 from moe_loco_controller.core.observation import ObservationBuilder
+from moe_loco_controller.core.policy import ActionMap
 from moe_loco_sim.lowlevel_state import read_frame, robot_state_from_frame
 from moe_loco_training.env import ENVIRONMENTS, MultitaskEnv
 from moe_loco_training.env.constants import IMPLICIT_DIM, TASKS
@@ -75,6 +77,26 @@ def test_pd_law_torque_limits_and_standing(make_config):
     tau = d.actuator_force[env.idx.ctrl]
     assert np.all(np.abs(tau) <= go2.TORQUE_LIMIT + 1e-9)
     assert np.any(np.isclose(np.abs(tau), go2.TORQUE_LIMIT))
+    env.close()
+
+
+def test_pd_targets_are_the_controller_cores_clamped_ones(make_config):
+    """Actions far past the joint ranges: every substep's target is exactly what the deployed
+    core sends for that action (its ActionMap, then the command guard's clamp); without the
+    clamp some targets would lie beyond the range (the check can fail)."""
+    env = MultitaskEnv(make_config(10, **{"randomization.enabled": False}))
+    env.reset()
+    meta = build_metadata(random_policy(0), env.control, env.observation, TrainingProvenance())
+    action_map = ActionMap.of(meta)
+    actions = np.random.default_rng(3).uniform(-20.0, 20.0, (10, 12))
+    env.step(torch.from_numpy(actions).float())
+    sent = env._ctrl[:, :, env.idx.ctrl]
+    a32 = actions.astype(np.float32).astype(np.float64)  # what the float32 tensor carried
+    for i in range(10):
+        core = clamp_targets(action_map.pd_targets_sdk(action_map.clip(a32[i])))
+        np.testing.assert_array_equal(sent[i], np.tile(core, (env.substeps, 1)))
+    unclamped = env.default_q + env.control.action_scale * a32
+    assert np.any((unclamped < TARGET_LOWER) | (unclamped > TARGET_UPPER))
     env.close()
 
 

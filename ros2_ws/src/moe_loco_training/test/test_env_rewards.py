@@ -107,6 +107,22 @@ def test_bipedal_tracking_needs_upright_and_height():
     )
 
 
+def test_bipedal_tracking_sigma_is_its_own_and_defaults_to_the_shared_one():
+    """A robot standing still under a 0.3 m/s bipedal command: 0.70 of the term at the shared
+    0.25, 0.17 at a bipedal sigma of 0.05; the quadrupedal term keeps the shared sigma."""
+    still = dict(
+        command=np.array([[0.3, 0.0, 0.0]]), up_cos=np.array([0.99]), base_height=np.array([0.55])
+    )
+    assert val(rw.bipedal_tracking_lin_vel, **still) == pytest.approx(math.exp(-0.09 / 0.25))
+    tight = RewardConfig(bipedal_tracking_sigma=0.05)
+    got = float(rw.bipedal_tracking_lin_vel(inputs(**still), tight)[0])
+    assert got == pytest.approx(math.exp(-0.09 / 0.05))
+    quad = float(rw.tracking_lin_vel(inputs(**still), tight)[0])
+    assert quad == pytest.approx(math.exp(-0.09 / 0.25))
+    with pytest.raises(ValueError, match="bipedal_tracking_sigma"):
+        RewardConfig(bipedal_tracking_sigma=0.0)
+
+
 def test_termination_and_alive():
     assert val(rw.termination) == 0.0
     assert val(rw.termination, terminated=np.array([True])) == 1.0

@@ -122,9 +122,14 @@ def _height_factor(s: RewardInputs, c: RewardConfig) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- shared terms
-def tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
-    """exp(-|v_cmd,xy - v_xy|^2 / sigma)."""
-    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / c.tracking_sigma)
+def tracking_lin_vel(s: RewardInputs, c: RewardConfig, sigma: float | None = None) -> np.ndarray:
+    """exp(-|v_cmd,xy - v_xy|^2 / sigma) (sigma: ``tracking_sigma`` unless given)."""
+    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / (sigma or c.tracking_sigma))
+
+
+def bipedal_sigma(c: RewardConfig) -> float:
+    """The bipedal gait's linear-velocity tracking sigma."""
+    return c.bipedal_tracking_sigma or c.tracking_sigma
 
 
 def tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
@@ -267,9 +272,10 @@ def base_height_linear(s: RewardInputs, c: RewardConfig) -> np.ndarray:
 
 
 def bipedal_tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
-    """tracking_lin_vel * 1{cos theta > threshold} * height factor."""
+    """tracking_lin_vel (sigma: ``bipedal_tracking_sigma``) * 1{cos theta > threshold} * height
+    factor."""
     upright = s.up_cos > c.bipedal_cos_threshold
-    return tracking_lin_vel(s, c) * upright * _height_factor(s, c)
+    return tracking_lin_vel(s, c, bipedal_sigma(c)) * upright * _height_factor(s, c)
 
 
 def bipedal_tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:

@@ -43,6 +43,8 @@ domain-randomised friction, masses and motor strengths) and its own state row. O
 is one ``mujoco.rollout`` call over all robots, ``substeps`` physics steps each, in native
 threads; the PD law runs in the engine at every substep (PD-servo actuators, torque-limited),
 with the joint targets as controls (so action latency is a per-substep control schedule). The
+targets are the controller core's: ``default + action_scale * clip(action)``, clamped to each
+joint's range plus its margin (``moe_loco_controller.core.command_guard.clamp_targets``). The
 observation, reward, termination and curriculum code is vectorised numpy over the robots.
 """
 
@@ -59,6 +61,7 @@ import torch
 from mujoco import rollout
 
 from moe_loco_controller.core import go2
+from moe_loco_controller.core.command_guard import clamp_targets
 from moe_loco_controller.core.policy_metadata import ObservationSpec, ObservationTerm
 from moe_loco_sim.go2_model import Go2Indices
 from moe_loco_sim.scene import SPAWN_CLEARANCE, pose_height
@@ -663,7 +666,10 @@ class MultitaskEnv:
             raise ValueError(f"actions must have shape ({n}, 12), got {a.shape}")
         clip = self.control.action_clip
         a = np.clip(np.nan_to_num(a, nan=0.0), -clip, clip)
-        target = self.default_q + self.control.action_scale * a
+        # the controller core's target law: its command guard clamps every target to the joint's
+        # range plus a margin before it reaches a motor, so training clamps them too (a policy
+        # that learnt to stand up with calf targets 1.3 rad past the range fell on the robot)
+        target = clamp_targets(self.default_q + self.control.action_scale * a)
 
         # control schedule: the previous target until the latency has passed
         late = self._sub < self.latency[:, None, None]
@@ -777,7 +783,12 @@ class MultitaskEnv:
         )
         reward, terms = rw.compute_rewards(inputs, self.gait, cfg.rewards, self.dt)
         self.episode_return += reward
-        self.tracking_sum += rw.tracking_lin_vel(inputs, cfg.rewards)
+        # the plane curriculum's tracking, with each gait's own sigma
+        sigma = np.where(
+            self.gait == BIPEDAL, rw.bipedal_sigma(cfg.rewards), cfg.rewards.tracking_sigma
+        )
+        err = np.sum(np.square(inputs.command[:, :2] - inputs.lin_vel[:, :2]), axis=1)
+        self.tracking_sum += np.exp(-err / sigma)
 
         self.last_action = a
         self.prev_target = target
