@@ -24,3 +24,26 @@ def test_an_untrained_policy_fails_every_bipedal_test():
     assert "standup 0.00 up" in format_results(results)
     with pytest.raises(ValueError, match="unknown bipedal test"):
         evaluate_bipedal(model, robots=1, duration_s=0.1, tests=("cartwheel",))
+
+
+def test_the_forward_velocity_is_along_the_bipedal_heading():
+    """A robot on its rear legs (body x up, belly forward) moving at 0.4 m/s along its heading
+    measures +0.4; the same velocity reversed, -0.4; and the results carry it."""
+    import numpy as np
+
+    from moe_loco_training.train import biped_eval
+
+    env = biped_eval._env("balance_upright", robots=2, duration_s=1.0, vx=0.3)
+    try:
+        env.reset()
+        rot = env._rotation(env.state)
+        forward = rot[:, :, 0] - rot[:, :, 2]  # the bipedal heading axis, horizontal part
+        forward[:, 2] = 0.0
+        forward /= np.linalg.norm(forward, axis=1, keepdims=True)
+        q0 = env._qvel0
+        env.state[:, q0 : q0 + 3] = 0.4 * forward * np.array([[1.0], [-1.0]])
+        np.testing.assert_allclose(biped_eval._heading_vx(env), [0.4, -0.4], atol=1e-9)
+    finally:
+        env.close()
+    r = biped_eval.BipedResult("walk_from_stance", 1.0, 10.0, 0.27, 0.3)
+    assert "vx +0.27 m/s of +0.30" in biped_eval.format_results([r])

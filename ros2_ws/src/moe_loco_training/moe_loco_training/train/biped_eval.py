@@ -9,13 +9,16 @@ touching the ground once the bipedal command is older than 1 s):
 - ``walk_from_stance``: the same with the bipedal walking command (``vx`` forward);
 - ``balance_upright``: started on the rear legs (``upright_start``), the bipedal walking command.
 
-Each result is the share of robots still up after ``duration_s`` and their mean time to
-termination (the duration for those that last). The latent is the estimator's unless
-``use_privileged`` (the oracle's, for stage-1 checkpoints).
+Each result is the share of robots still up after ``duration_s``, their mean time to
+termination (the duration for those that last) and, for the robots still up, their mean forward
+velocity along the bipedal heading over the second half of the run (standing up takes the
+first; the walking tests command ``vx``, the stand-up test zero). The latent is the
+estimator's unless ``use_privileged`` (the oracle's, for stage-1 checkpoints).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +26,7 @@ import torch
 
 from moe_loco_training.env import MultitaskEnv, load_env_config
 from moe_loco_training.env.config import play_variant
+from moe_loco_training.env.vec_env import heading_velocity
 from moe_loco_training.models import MoELocoActorCritic, Privileged
 
 BIPED_TESTS = ("standup", "walk_from_stance", "balance_upright")
@@ -35,6 +39,11 @@ class BipedResult:
     """Share of the robots still up at the end."""
     mean_time_s: float
     """Mean time to termination [s] (the duration for robots still up)."""
+    mean_vx: float = float("nan")
+    """Mean forward velocity along the bipedal heading [m/s] over the second half of the run,
+    over the robots still up (NaN: none)."""
+    command_vx: float = 0.0
+    """The forward velocity the test commanded [m/s]."""
 
 
 def _env(test: str, robots: int, duration_s: float, vx: float) -> MultitaskEnv:
@@ -63,6 +72,16 @@ def _env(test: str, robots: int, duration_s: float, vx: float) -> MultitaskEnv:
     return env
 
 
+def _heading_vx(env: MultitaskEnv) -> np.ndarray:
+    """(N,) base velocity along each robot's heading (the bipedal forward axis) [m/s]."""
+    rot = env._rotation(env.state)
+    q0 = env._qvel0
+    v_head, _ = heading_velocity(
+        rot, env.state[:, q0 : q0 + 3], env.state[:, q0 + 3 : q0 + 6], env.gait
+    )
+    return v_head[:, 0]
+
+
 def evaluate_bipedal(
     model: MoELocoActorCritic,
     robots: int = 16,
@@ -88,6 +107,7 @@ def evaluate_bipedal(
                 state = model.initial_state(robots)
                 alive = np.ones(robots, dtype=bool)
                 t_end = np.full(robots, duration_s)
+                vx_sum, vx_steps = np.zeros(robots), 0
                 with torch.no_grad():
                     for k in range(steps):
                         o = model(
@@ -102,7 +122,14 @@ def evaluate_bipedal(
                         done = obs.done.numpy() & alive
                         t_end[done] = (k + 1) * 0.02
                         alive &= ~obs.done.numpy()
-                out.append(BipedResult(test, float(alive.mean()), float(t_end.mean())))
+                        if k >= steps // 2:
+                            vx_sum += _heading_vx(env)
+                            vx_steps += 1
+                mean_vx = float(vx_sum[alive].mean() / vx_steps) if alive.any() else math.nan
+                cmd = 0.0 if test == "standup" else vx
+                out.append(
+                    BipedResult(test, float(alive.mean()), float(t_end.mean()), mean_vx, cmd)
+                )
             finally:
                 env.close()
     finally:
@@ -111,4 +138,8 @@ def evaluate_bipedal(
 
 
 def format_results(results: list[BipedResult]) -> str:
-    return "; ".join(f"{r.test} {r.alive:.2f} up (mean {r.mean_time_s:.1f} s)" for r in results)
+    return "; ".join(
+        f"{r.test} {r.alive:.2f} up (mean {r.mean_time_s:.1f} s, vx {r.mean_vx:+.2f} m/s of "
+        f"{r.command_vx:+.2f})"
+        for r in results
+    )
