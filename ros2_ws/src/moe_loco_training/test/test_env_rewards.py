@@ -60,8 +60,10 @@ def test_every_table_v_term_is_registered_with_its_weight():
         three_legged
     )
     assert not three_legged & set(rw.RECIPE_WEIGHTS["quadrupedal"])
-    assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"])
-    assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.BIPEDAL_TERMS) == 20
+    stepping = {"rear_feet_air_time"}  # the bipedal stepping reward: off by default
+    assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"]) | stepping
+    assert not stepping & set(rw.RECIPE_WEIGHTS["bipedal"])
+    assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.TABLE_V_WEIGHTS["bipedal"]) == 20
     # the recipe's defaults: Table V plus the stated changes, nothing else
     recipe = rw.RECIPE_WEIGHTS["quadrupedal"]
     changed = {k for k in recipe if recipe[k] != rw.TABLE_V_WEIGHTS["quadrupedal"].get(k)}
@@ -191,6 +193,17 @@ def test_feet_air_time_pays_touchdowns_after_long_swings_while_moving():
     # standing still (zero command) is not paid for stepping
     assert val(rw.feet_air_time, feet_air_time=air) == 0.0
     assert val(rw.feet_air_time) == 0.0  # no touchdown information
+
+
+def test_rear_feet_air_time_pays_rear_touchdowns_only_while_moving():
+    air = np.array([[0.9, 0.9, 0.8, 0.0]])  # front feet "land" too: they do not count
+    cmd = np.array([[0.3, 0.0, 0.0]])
+    got = val(rw.rear_feet_air_time, feet_air_time=air, command=cmd)
+    assert got == pytest.approx(0.8 - C.feet_air_time_target)
+    assert val(rw.rear_feet_air_time, feet_air_time=air) == 0.0  # standing command
+    short = np.array([[0.0, 0.0, 0.2, 0.3]])
+    got = val(rw.rear_feet_air_time, feet_air_time=short, command=cmd)
+    assert got == pytest.approx(0.5 - 2 * C.feet_air_time_target)  # short steps cost
 
 
 def test_only_positive_clips_the_total_before_the_termination_penalty():

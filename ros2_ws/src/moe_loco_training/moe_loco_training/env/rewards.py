@@ -191,6 +191,18 @@ def feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     return pay * moving
 
 
+def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """``feet_air_time`` over the rear feet only: the bipedal gait's stepping reward (not in
+    Table V; off unless a configuration weights it)."""
+    if s.feet_air_time is None:
+        return np.zeros(len(s.q))
+    rear = list(REAR_LEGS)
+    air = s.feet_air_time[:, rear]
+    pay = np.sum((air - c.feet_air_time_target) * (air > 0.0), axis=1)
+    moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
+    return pay * moving
+
+
 # ----------------------------------------------------------------------------- quadrupedal
 def ang_vel_stability(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     """wx^2 + wy^2 (base frame) + vz^2."""
@@ -388,6 +400,7 @@ BIPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(
         "action_rate": action_rate,
         "joint_vel": joint_vel,
         "joint_acc": joint_acc,
+        "rear_feet_air_time": rear_feet_air_time,
     }
 )
 TERMS: Mapping[str, Mapping[str, Term]] = MappingProxyType(
