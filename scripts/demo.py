@@ -240,11 +240,13 @@ def summarise(bag_path, truth, timing, policy, trained) -> dict:
             last = label
     tt = np.array([r["t"] for r in truth])
     pos = np.array([r["base_pos"] for r in truth])
-    upright = np.array([bool(r["upright"]) for r in truth])
+    posture = postures(truth)
     vel = np.gradient(pos[:, 0], tt) if len(tt) > 2 else np.zeros(len(tt))
     run = np.array([m == "RUN" for m in modes])
-    falls = int(np.sum(upright[:-1] & ~upright[1:])) if len(upright) > 1 else 0
     run_t = ct[run]
+    in_run = (tt >= run_t[0]) & (tt <= run_t[-1]) if run.any() else np.zeros(len(tt), bool)
+    fallen = (posture == "fallen") & in_run
+    falls = int(fallen[0]) + int(np.sum(~fallen[:-1] & fallen[1:])) if len(tt) else 0
     if run.any():
         i0, i1 = np.searchsorted(tt, [run_t[0], run_t[-1]])
         seg = pos[i0 : max(i0 + 1, i1)]
@@ -262,7 +264,8 @@ def summarise(bag_path, truth, timing, policy, trained) -> dict:
         "timeline": timeline,
         "faults": sorted({f for s in statuses for f in s.faults}),
         "falls": falls,
-        "upright_at_end": bool(upright[-1]) if len(upright) else None,
+        "posture_at_end": str(posture[-1]) if len(posture) else None,
+        "gait_changes": gait_changes(ct - ct[0], modes, gaits, tt - ct[0], posture),
         "distance_run_m": distance,
         "net_displacement_run_m": net,
         "vx_tracking_mae_run": track,
@@ -274,6 +277,69 @@ def summarise(bag_path, truth, timing, policy, trained) -> dict:
         "sim_lowcmd_bad_crc": truth[-1].get("lowcmd_bad_crc") if truth else None,
         "bag": str(bag_path),
     }
+
+
+UP = 0.9
+"""A posture holds when the base's z axis (four legs) or x axis (rear legs) is this close to
+world up (cos; 0.9: within 26 degrees)."""
+FALLEN_HEIGHT = 0.15
+"""Base below this [m]: lying (the Go2 stands at ~0.28 m on four legs, ~0.41 m on two)."""
+
+
+def postures(truth: list[dict]) -> np.ndarray:
+    """Per sim report: ``four`` (base z axis up), ``rear`` (nose up: on the rear legs),
+    ``fallen`` (base below ``FALLEN_HEIGHT``, or tilted more than 60 degrees from both), else
+    ``between`` (rearing up or dropping down)."""
+    out = []
+    for r in truth:
+        up, nose, z = float(r["upright"]), float(r.get("nose_up", 0.0)), r["base_pos"][2]
+        if z < FALLEN_HEIGHT or max(up, nose) < 0.5:
+            out.append("fallen")
+        elif up > UP:
+            out.append("four")
+        elif nose > UP:
+            out.append("rear")
+        else:
+            out.append("between")
+    return np.array(out, dtype=object)
+
+
+def gait_changes(ct, modes, gaits, tt, posture) -> list[dict]:
+    """Each gait command in RUN (the first RUN step's gait counts when it is bipedal): how long
+    until the robot was in the gait's posture (rear legs / four legs; None: never, before the
+    next change or the end of RUN) and the share of the rest of the stretch it stayed there."""
+    out: list[dict] = []
+    run = [m == "RUN" for m in modes]
+    starts = [
+        i
+        for i in range(len(modes))
+        if run[i] and ((i and run[i - 1] and gaits[i] != gaits[i - 1]) or
+                       (gaits[i] == 1 and not (i and run[i - 1])))
+    ]  # fmt: skip
+    for k, i in enumerate(starts):
+        end = len(modes) - 1
+        for j in range(i + 1, len(modes)):
+            if not run[j] or (k + 1 < len(starts) and j == starts[k + 1]):
+                end = j - 1
+                break
+        target = "rear" if gaits[i] == 1 else "four"
+        sel = (tt >= ct[i]) & (tt <= ct[end])
+        reached = np.flatnonzero(sel & (posture == target))
+        entry = {
+            "t_s": round(float(ct[i]), 2),
+            "gait": "bipedal" if gaits[i] == 1 else "quadrupedal",
+            "duration_s": round(float(ct[end] - ct[i]), 2),
+            "posture": target,
+            "reached_after_s": None,
+            "held_share": 0.0,
+        }
+        if reached.size:
+            a = reached[0]
+            after = sel & (tt >= tt[a])
+            entry["reached_after_s"] = round(float(tt[a] - ct[i]), 2)
+            entry["held_share"] = round(float(np.mean(posture[after] == target)), 3)
+        out.append(entry)
+    return out
 
 
 def command_segments(ct, modes, gaits, statuses, tt, pos) -> list[dict]:
@@ -356,8 +422,20 @@ def print_summary(s: dict, run_dir: Path) -> None:
     print("mode/gait timeline: " + ", ".join(f"{t:.1f}s {m}" for t, m in s["timeline"]))
     print(
         f"faults seen: {', '.join(s['faults']) or 'none'}; falls: {s['falls']}; "
-        f"upright at the end: {s['upright_at_end']}"
+        f"posture at the end: {s['posture_at_end']}"
     )
+    for g in s["gait_changes"]:
+        where = "on the rear legs" if g["posture"] == "rear" else "on four legs"
+        after = g["reached_after_s"]
+        print(
+            f"  {g['t_s']:5.1f} s -> {g['gait']}: "
+            + (
+                f"{where} after {after:.2f} s, then {100 * g['held_share']:.0f} % of the "
+                f"{g['duration_s'] - after:.1f} s left"
+                if after is not None
+                else f"never {where} in {g['duration_s']:.1f} s"
+            )
+        )
     print(
         f"distance walked under the policy: {s['distance_run_m']:.2f} m "
         f"(net {s['net_displacement_run_m']:.2f} m); vx tracking error (mean |cmd - sim|): "

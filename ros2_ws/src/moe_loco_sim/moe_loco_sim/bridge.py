@@ -372,6 +372,7 @@ class SimBridge:
             "tau": robot.tau.tolist(),
             "base_pos": pos.tolist(),
             "upright": robot.upright(),
+            "nose_up": robot.nose_up(),
             "convention": self.config.convention,
         }
 

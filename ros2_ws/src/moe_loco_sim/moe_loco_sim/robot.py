@@ -172,5 +172,10 @@ class SimRobot:
         _, x, y, _ = self.base_quat()
         return float(1.0 - 2.0 * (x * x + y * y))
 
+    def nose_up(self) -> float:
+        """z of the base's x axis in the world: 1 on the rear legs (nose up), 0 level."""
+        w, x, y, z = self.base_quat()
+        return float(2.0 * (x * z - w * y))
+
     def joint_pos(self) -> np.ndarray:
         return self.idx.joint_pos(self.data)

@@ -445,3 +445,16 @@ def test_rollout_steps_many_robots_standing():
     qpos = states[:, -1, 1 : 1 + m.nq]  # FULLPHYSICS state: time, qpos, qvel, ...
     assert np.all((qpos[:, idx.base_qpos + 2] > 0.25) & (qpos[:, idx.base_qpos + 2] < 0.35))
     assert np.ptp(qpos, axis=0).max() == 0.0  # same start, same controls: identical robots
+
+
+def test_upright_and_nose_up_tell_four_legs_from_the_rear_legs():
+    """The sim's posture figures: level, 1 / 0; pitched nose-up by 90 degrees (on the rear
+    legs), 0 / 1; nose-down, 0 / -1."""
+    from moe_loco_sim.robot import SimRobot
+
+    robot = SimRobot(build_scene("plane", contact="cheap"))
+    for pitch, up, nose in ((0.0, 1.0, 0.0), (-np.pi / 2, 0.0, 1.0), (np.pi / 2, 0.0, -1.0)):
+        quat = (np.cos(pitch / 2), 0.0, np.sin(pitch / 2), 0.0)  # about the body y axis
+        robot.reset("stand", base_pos=(0.0, 0.0, 1.0), base_quat=quat)
+        assert robot.upright() == pytest.approx(up, abs=1e-9)
+        assert robot.nose_up() == pytest.approx(nose, abs=1e-9)
