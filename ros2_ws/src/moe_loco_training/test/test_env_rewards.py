@@ -199,11 +199,14 @@ def test_rear_feet_air_time_pays_rear_touchdowns_only_while_moving():
     air = np.array([[0.9, 0.9, 0.8, 0.0]])  # front feet "land" too: they do not count
     cmd = np.array([[0.3, 0.0, 0.0]])
     got = val(rw.rear_feet_air_time, feet_air_time=air, command=cmd)
-    assert got == pytest.approx(0.8 - C.feet_air_time_target)
+    assert got == pytest.approx(0.8 - C.rear_feet_air_time_target)
     assert val(rw.rear_feet_air_time, feet_air_time=air) == 0.0  # standing command
     short = np.array([[0.0, 0.0, 0.2, 0.3]])
     got = val(rw.rear_feet_air_time, feet_air_time=short, command=cmd)
-    assert got == pytest.approx(0.5 - 2 * C.feet_air_time_target)  # short steps cost
+    assert got == pytest.approx(0.5 - 2 * C.rear_feet_air_time_target)  # short steps cost
+    shuffle = RewardConfig(rear_feet_air_time_target=0.2)
+    got = float(rw.rear_feet_air_time(inputs(feet_air_time=short, command=cmd), shuffle)[0])
+    assert got == pytest.approx(0.5 - 0.4)
 
 
 def test_only_positive_clips_the_total_before_the_termination_penalty():

@@ -333,6 +333,8 @@ class RewardConfig:
     """The torque terms penalise applied torque beyond this fraction of the motor's limit."""
     feet_air_time_target: float = 0.5
     """``feet_air_time`` pays (air time - this) at each touchdown (legged_gym: 0.5 s)."""
+    rear_feet_air_time_target: float = 0.5
+    """The same for the bipedal ``rear_feet_air_time`` (a shuffle on two legs steps shorter)."""
     only_positive: bool = True
     """Clip the total reward of a step at zero before the termination penalty is added
     (legged_gym's ``only_positive_rewards``, mujoco_playground's clip): early on, penalties
@@ -350,8 +352,8 @@ class RewardConfig:
             raise ValueError("bipedal_z_max must be > bipedal_z_min")
         if not 0 < self.soft_torque_limit <= 1:
             raise ValueError("soft_torque_limit must be in (0, 1]")
-        if not self.feet_air_time_target >= 0:
-            raise ValueError("feet_air_time_target must be >= 0")
+        if not (self.feet_air_time_target >= 0 and self.rear_feet_air_time_target >= 0):
+            raise ValueError("feet_air_time_target and rear_feet_air_time_target must be >= 0")
         from moe_loco_training.env.rewards import TERMS, default_weights
 
         if not self.weights:

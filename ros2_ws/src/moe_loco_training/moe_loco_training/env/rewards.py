@@ -198,7 +198,7 @@ def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
         return np.zeros(len(s.q))
     rear = list(REAR_LEGS)
     air = s.feet_air_time[:, rear]
-    pay = np.sum((air - c.feet_air_time_target) * (air > 0.0), axis=1)
+    pay = np.sum((air - c.rear_feet_air_time_target) * (air > 0.0), axis=1)
     moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
     return pay * moving
 
