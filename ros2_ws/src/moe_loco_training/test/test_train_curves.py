@@ -6,13 +6,19 @@ import pytest
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from moe_loco_training.train.curves import CurvesError, main, plot_curves, read_scalars
+from moe_loco_training.train.curves import (
+    CurvesError,
+    main,
+    plot_curves,
+    read_lineage,
+    read_scalars,
+)
 
 
-def write_run(path, iterations=30):
+def write_run(path, iterations=30, start=0, offset=0.0):
     w = SummaryWriter(str(path / "tb"))
-    for i in range(iterations):
-        w.add_scalar("train/mean_reward_per_step", 0.01 * i, i)
+    for i in range(start, start + iterations):
+        w.add_scalar("train/mean_reward_per_step", 0.01 * i + offset, i)
         w.add_scalar("train/mean_episode_length_s", 0.5 * i, i)
         w.add_scalar("curriculum/plane_q", i / iterations, i)
         w.add_scalar("gate/plane_q/gate_entropy", 1.79 - 0.01 * i, i)
@@ -39,3 +45,16 @@ def test_a_run_without_logs_is_refused_by_name(tmp_path, capsys):
     assert main([str(tmp_path / "empty")]) == 2
     assert "empty" in capsys.readouterr().err
     assert not (tmp_path / "empty" / "curves.png").exists()
+
+
+def test_a_resumed_campaign_is_one_curve_each_resume_replacing_the_tail(tmp_path, capsys):
+    """Run a logged 0-29, b resumed a's iteration 20 (its 20-29 discarded), c resumed b's 40."""
+    a = write_run(tmp_path / "a")
+    b = write_run(tmp_path / "b", iterations=25, start=20, offset=1.0)
+    c = write_run(tmp_path / "c", iterations=10, start=40, offset=2.0)
+    steps, values = read_lineage([a, b, c])["train/mean_reward_per_step"]
+    assert steps.tolist() == list(range(50))
+    expected = 0.01 * np.arange(50) + np.repeat([0.0, 1.0, 2.0], [20, 20, 10])
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    assert main([str(a), str(b), str(c), "-o", str(tmp_path / "lineage.png")]) == 0
+    assert (tmp_path / "lineage.png").is_file() and "lineage.png" in capsys.readouterr().out

@@ -63,6 +63,24 @@ def read_scalars(run: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def read_lineage(runs: Sequence[str | Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The scalars of a campaign resumed in several run directories, oldest first: each later
+    run replaces every earlier run's steps from its own first step on (a resume from an earlier
+    checkpoint discards what came after it)."""
+    if not runs:
+        raise CurvesError("no run given")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for run in runs:
+        scalars = read_scalars(run)
+        first = min(int(steps[0]) for steps, _ in scalars.values() if len(steps))
+        for tag in set(out) | set(scalars):
+            old_s, old_v = out.get(tag, (np.zeros(0, np.int64), np.zeros(0)))
+            new_s, new_v = scalars.get(tag, (np.zeros(0, np.int64), np.zeros(0)))
+            keep = old_s < first
+            out[tag] = (np.concatenate([old_s[keep], new_s]), np.concatenate([old_v[keep], new_v]))
+    return out
+
+
 def _panel_tags(scalars: dict, tags: tuple[str, ...], pattern: str) -> list[str]:
     found = [t for t in tags if t in scalars]
     if pattern.startswith("gate/*/"):
@@ -73,14 +91,17 @@ def _panel_tags(scalars: dict, tags: tuple[str, ...], pattern: str) -> list[str]
     return found
 
 
-def plot_curves(run: str | Path, out: str | Path, title: str = "") -> Path:
-    """Write the curves of ``run`` to ``out`` (PNG); returns its path."""
+def plot_curves(run: str | Path | Sequence[str | Path], out: str | Path, title: str = "") -> Path:
+    """Write the curves of ``run`` (or of a lineage of runs, :func:`read_lineage`) to ``out``
+    (PNG); returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scalars = read_scalars(run)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    scalars = read_lineage(runs)
+    run = runs[-1]
     panels = [(t, _panel_tags(scalars, tags, pat)) for t, tags, pat in PANELS]
     panels = [(t, tags) for t, tags in panels if tags]
     if not panels:
@@ -112,12 +133,18 @@ def plot_curves(run: str | Path, out: str | Path, title: str = "") -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="moe-loco-curves", description=__doc__.split("\n")[0])
-    p.add_argument("run", type=Path, help="a run directory (runs/<run>) or its tb/ folder")
-    p.add_argument("-o", "--output", type=Path, help="PNG (default: <run>/curves.png)")
+    p.add_argument(
+        "run",
+        type=Path,
+        nargs="+",
+        help="a run directory (runs/<run>) or its tb/ folder; several: a campaign's resumed "
+        "runs, oldest first (a later run replaces the earlier ones' steps from its first on)",
+    )
+    p.add_argument("-o", "--output", type=Path, help="PNG (default: <last run>/curves.png)")
     p.add_argument("--title", default="")
     a = p.parse_args(argv)
     try:
-        out = plot_curves(a.run, a.output or a.run / "curves.png", a.title)
+        out = plot_curves(a.run, a.output or a.run[-1] / "curves.png", a.title)
     except CurvesError as e:
         print(f"moe-loco-curves: {e}", file=sys.stderr)
         return 2
