@@ -310,12 +310,11 @@ def gait_changes(ct, modes, gaits, tt, posture) -> list[dict]:
     next change or the end of RUN) and the share of the rest of the stretch it stayed there."""
     out: list[dict] = []
     run = [m == "RUN" for m in modes]
-    starts = [
-        i
-        for i in range(len(modes))
-        if run[i] and ((i and run[i - 1] and gaits[i] != gaits[i - 1]) or
-                       (gaits[i] == 1 and not (i and run[i - 1])))
-    ]  # fmt: skip
+    starts = []
+    for i, running in enumerate(run):
+        in_run = i > 0 and run[i - 1]  # else RUN begins here
+        if running and (gaits[i] != gaits[i - 1] if in_run else gaits[i] == 1):
+            starts.append(i)
     for k, i in enumerate(starts):
         end = len(modes) - 1
         for j in range(i + 1, len(modes)):

@@ -282,6 +282,24 @@ def test_update_levels_rules():
     assert 0 <= new[3] <= 9  # past the top: a random level
 
 
+def test_the_curriculum_tracking_uses_each_gaits_sigma(make_config):
+    """A step's tracking for the plane curriculum: exp(-err / sigma) with the bipedal sigma for
+    bipedal robots and the shared one for quadrupedal robots (from the velocity as rewarded)."""
+    env = MultitaskEnv(
+        make_config(10, **{"randomization.enabled": False, "rewards.bipedal_tracking_sigma": 0.05})
+    )
+    env.reset()
+    env.set_commands(np.tile([0.3, 0.1, 0.0], (10, 1)))
+    env.tracking_sum[:] = 0.0
+    env.step(torch.zeros(10, 12))
+    v, _ = env.base_heading_velocity()
+    err = np.sum(np.square(env.command[:, :2] - v[:, :2]), axis=1)
+    sigma = np.where(env.gait == 1, 0.05, 0.25)
+    assert set(env.gait) == {0, 1}
+    np.testing.assert_allclose(env.tracking_sum, np.exp(-err / sigma), rtol=1e-9)
+    env.close()
+
+
 def test_plane_tiles_switch_gait_inside_episodes_and_commands_follow_the_gait(make_config):
     small_config = make_config
     cfg = small_config(

@@ -236,6 +236,8 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ the loops
     def latest_state(self) -> RobotState | None:
+        """The newest robot state (for diagnostics and callers outside the loop; a tick reads
+        :meth:`_latest`, which the replay instruments to see what each tick consumed)."""
         if self.link is not None:
             return self.link.latest()
         mirror = self._mirror

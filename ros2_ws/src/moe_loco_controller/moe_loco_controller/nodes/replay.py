@@ -221,7 +221,7 @@ def load_run(path: str | Path, namespace: str = "moe_loco") -> RecordedRun:
     # each status names the robot_state message whose frame its step used (state_stamp): the
     # step's own mirror on the robot link, the incoming message on mirror input
     own_mirror = any(_ns(s.state_stamp) == _stamp_ns(s) for s in ordered)
-    last_key: float | None = None
+    last_key: float | int | None = None
     for s in ordered:
         frame: int | None = None
         if s.state_age_ms < NO_STATE_AGE_MS:

@@ -122,14 +122,18 @@ def _height_factor(s: RewardInputs, c: RewardConfig) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- shared terms
-def tracking_lin_vel(s: RewardInputs, c: RewardConfig, sigma: float | None = None) -> np.ndarray:
-    """exp(-|v_cmd,xy - v_xy|^2 / sigma) (sigma: ``tracking_sigma`` unless given)."""
-    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / (sigma or c.tracking_sigma))
+def tracking_lin_vel(
+    s: RewardInputs, c: RewardConfig, sigma: float | np.ndarray | None = None
+) -> np.ndarray:
+    """exp(-|v_cmd,xy - v_xy|^2 / sigma) (sigma: ``tracking_sigma`` unless given; per robot
+    if an array)."""
+    sigma = c.tracking_sigma if sigma is None else sigma
+    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / sigma)
 
 
 def bipedal_sigma(c: RewardConfig) -> float:
     """The bipedal gait's linear-velocity tracking sigma."""
-    return c.bipedal_tracking_sigma or c.tracking_sigma
+    return c.tracking_sigma if c.bipedal_tracking_sigma is None else c.bipedal_tracking_sigma
 
 
 def tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
@@ -183,10 +187,14 @@ def torque_exceed_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
 
 def feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     """sum over touchdowns of (air time - target), while a velocity is commanded."""
-    if s.feet_air_time is None:
+    return _air_time_pay(s, s.feet_air_time, c.feet_air_time_target)
+
+
+def _air_time_pay(s: RewardInputs, air: np.ndarray | None, target: float) -> np.ndarray:
+    """sum over the touchdowns in ``air`` (N, feet) of (air time - target), while moving."""
+    if air is None:
         return np.zeros(len(s.q))
-    landed = s.feet_air_time > 0.0
-    pay = np.sum((s.feet_air_time - c.feet_air_time_target) * landed, axis=1)
+    pay = np.sum((air - target) * (air > 0.0), axis=1)
     moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
     return pay * moving
 
@@ -194,13 +202,8 @@ def feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
 def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     """``feet_air_time`` over the rear feet only: the bipedal gait's stepping reward (not in
     Table V; off unless a configuration weights it)."""
-    if s.feet_air_time is None:
-        return np.zeros(len(s.q))
-    rear = list(REAR_LEGS)
-    air = s.feet_air_time[:, rear]
-    pay = np.sum((air - c.rear_feet_air_time_target) * (air > 0.0), axis=1)
-    moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
-    return pay * moving
+    air = None if s.feet_air_time is None else s.feet_air_time[:, list(REAR_LEGS)]
+    return _air_time_pay(s, air, c.rear_feet_air_time_target)
 
 
 # ----------------------------------------------------------------------------- quadrupedal

@@ -787,8 +787,7 @@ class MultitaskEnv:
         sigma = np.where(
             self.gait == BIPEDAL, rw.bipedal_sigma(cfg.rewards), cfg.rewards.tracking_sigma
         )
-        err = np.sum(np.square(inputs.command[:, :2] - inputs.lin_vel[:, :2]), axis=1)
-        self.tracking_sum += np.exp(-err / sigma)
+        self.tracking_sum += rw.tracking_lin_vel(inputs, cfg.rewards, sigma)
 
         self.last_action = a
         self.prev_target = target

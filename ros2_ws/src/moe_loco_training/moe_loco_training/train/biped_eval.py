@@ -26,7 +26,6 @@ import torch
 
 from moe_loco_training.env import MultitaskEnv, load_env_config
 from moe_loco_training.env.config import play_variant
-from moe_loco_training.env.vec_env import heading_velocity
 from moe_loco_training.models import MoELocoActorCritic, Privileged
 
 BIPED_TESTS = ("standup", "walk_from_stance", "balance_upright")
@@ -74,12 +73,7 @@ def _env(test: str, robots: int, duration_s: float, vx: float) -> MultitaskEnv:
 
 def _heading_vx(env: MultitaskEnv) -> np.ndarray:
     """(N,) base velocity along each robot's heading (the bipedal forward axis) [m/s]."""
-    rot = env._rotation(env.state)
-    q0 = env._qvel0
-    v_head, _ = heading_velocity(
-        rot, env.state[:, q0 : q0 + 3], env.state[:, q0 + 3 : q0 + 6], env.gait
-    )
-    return v_head[:, 0]
+    return env.base_heading_velocity()[0][:, 0]
 
 
 def evaluate_bipedal(
