@@ -138,6 +138,34 @@ def test_zero_commands_are_drawn_with_their_probability(make_config):
     env.close()
 
 
+def test_feet_count_their_time_in_the_air_and_in_contact(make_config):
+    """A robot dropped from above its standing height: its feet count air time while it falls
+    and contact time from the touchdown on; a foot's two clocks are never both running."""
+    cfg = make_config(
+        1,
+        **{
+            "terrain.tasks": QUAD_PLANE,
+            "randomization.enabled": False,
+            "randomization.push_interval_s": 0.0,
+            "commands.resampling_time_s": 100.0,
+        },
+    )
+    with MultitaskEnv(cfg) as env:
+        env.reset()
+        env.state[0, 3] += 0.6
+        air, contact = [], []
+        for _ in range(40):
+            env.step(torch.zeros(1, 12))
+            air.append(env.feet_air[0].copy())
+            contact.append(env.feet_contact[0].copy())
+        air, contact = np.array(air), np.array(contact)
+        assert np.all((air == 0.0) | (contact == 0.0))
+        assert np.all(contact[0] == 0.0) and np.all(air[0] == pytest.approx(env.dt))  # falling
+        assert np.all(air[-1] == 0.0) and np.all(contact[-1] > 10 * env.dt)  # standing
+        # on the ground, contact time grows by one control period a step
+        np.testing.assert_allclose(np.diff(contact[-5:], axis=0), env.dt)
+
+
 def test_touchdowns_after_a_swing_pay_the_stepping_reward(make_config):
     """A robot dropped from above its standing height lands: each foot's air time is paid at
     touchdown (minus the 0.5 s target), while a velocity is commanded."""

@@ -60,7 +60,7 @@ def test_every_table_v_term_is_registered_with_its_weight():
         three_legged
     )
     assert not three_legged & set(rw.RECIPE_WEIGHTS["quadrupedal"])
-    stepping = {"rear_feet_air_time"}  # the bipedal stepping reward: off by default
+    stepping = {"rear_feet_air_time", "rear_single_stance"}  # bipedal stepping: off by default
     assert set(rw.BIPEDAL_TERMS) == set(rw.TABLE_V_WEIGHTS["bipedal"]) | stepping
     assert not stepping & set(rw.RECIPE_WEIGHTS["bipedal"])
     assert len(rw.TABLE_V_WEIGHTS["quadrupedal"]) == 15 and len(rw.TABLE_V_WEIGHTS["bipedal"]) == 20
@@ -207,6 +207,28 @@ def test_rear_feet_air_time_pays_rear_touchdowns_only_while_moving():
     shuffle = RewardConfig(rear_feet_air_time_target=0.2)
     got = float(rw.rear_feet_air_time(inputs(feet_air_time=short, command=cmd), shuffle)[0])
     assert got == pytest.approx(0.5 - 0.4)
+
+
+def test_rear_single_stance_pays_the_held_single_stance_upright_and_moving():
+    cmd = np.array([[0.3, 0.0, 0.0]])
+    # FR, FL, RR, RL: RR in contact for 0.3 s, RL in the air for 0.25 s (front feet ignored)
+    mode = np.array([[0.0, 0.0, 0.3, 0.25]])
+    contact = np.array([[True, True, True, False]])
+    up = np.ones(1)
+    kw = dict(feet_mode_time=mode, feet_in_contact=contact, command=cmd, up_cos=up)
+    assert val(rw.rear_single_stance, **kw) == pytest.approx(0.25)  # the shorter of the two
+    long = np.array([[0.0, 0.0, 2.0, 0.9]])
+    got = val(rw.rear_single_stance, **{**kw, "feet_mode_time": long})
+    assert got == pytest.approx(C.rear_single_stance_max_s)  # capped
+    both = np.array([[False, False, True, True]])
+    assert val(rw.rear_single_stance, **{**kw, "feet_in_contact": both}) == 0.0  # double stance
+    none = np.zeros((1, 4), dtype=bool)
+    assert val(rw.rear_single_stance, **{**kw, "feet_in_contact": none}) == 0.0  # flight
+    assert val(rw.rear_single_stance, **{**kw, "command": np.zeros((1, 3))}) == 0.0  # standing
+    assert val(rw.rear_single_stance, **{**kw, "up_cos": np.zeros(1)}) == 0.0  # not upright
+    assert val(rw.rear_single_stance) == 0.0  # no contact information
+    with pytest.raises(ValueError, match="rear_single_stance_max_s"):
+        RewardConfig(rear_single_stance_max_s=0.0)
 
 
 def test_only_positive_clips_the_total_before_the_termination_penalty():

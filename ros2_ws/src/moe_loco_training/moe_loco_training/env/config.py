@@ -335,6 +335,8 @@ class RewardConfig:
     """``feet_air_time`` pays (air time - this) at each touchdown (legged_gym: 0.5 s)."""
     rear_feet_air_time_target: float = 0.5
     """The same for the bipedal ``rear_feet_air_time`` (a shuffle on two legs steps shorter)."""
+    rear_single_stance_max_s: float = 0.4
+    """The cap of the bipedal ``rear_single_stance`` term [s] (IsaacLab's humanoids: 0.4)."""
     only_positive: bool = True
     """Clip the total reward of a step at zero before the termination penalty is added
     (legged_gym's ``only_positive_rewards``, mujoco_playground's clip): early on, penalties
@@ -354,6 +356,8 @@ class RewardConfig:
             raise ValueError("soft_torque_limit must be in (0, 1]")
         if not (self.feet_air_time_target >= 0 and self.rear_feet_air_time_target >= 0):
             raise ValueError("feet_air_time_target and rear_feet_air_time_target must be >= 0")
+        if not self.rear_single_stance_max_s > 0:
+            raise ValueError("rear_single_stance_max_s must be > 0")
         from moe_loco_training.env.rewards import TERMS, default_weights
 
         if not self.weights:

@@ -33,6 +33,8 @@ of legged_gym's flat ANYmal and of Go2 MJX recipes, 1.7-5x their linear tracking
 1.4x; without it the CPU campaign's policy walked level for 4 s and then tipped over within
 0.3 s); quadrupedal ``joint_acc`` at legged_gym's -2.5e-7 instead of Table V's -2e-6; and the
 total of a step clipped at zero before the termination penalty (``rewards.only_positive``).
+Two bipedal stepping terms, off by default: ``rear_feet_air_time`` (legged_gym's touchdown pay
+on the rear feet) and ``rear_single_stance`` (IsaacLab's positive-only biped air time).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class RewardInputs:
     """(N, 4) the air time [s] that ended with a touchdown this step, 0 for other feet."""
     lifted_leg: np.ndarray | None = None
     """(N,) SDK index of the leg the robot's task holds up (-1 or None: none; Fig. 10)."""
+    feet_mode_time: np.ndarray | None = None
+    """(N, 4) how long each foot has been in its current mode [s]: in contact, its contact
+    time; in the air, its air time (the same contact filter as ``feet_air_time``)."""
+    feet_in_contact: np.ndarray | None = None
+    """(N, 4) bool: each foot in contact (now or at the last step: the touchdown filter)."""
 
 
 Term = Callable[[RewardInputs, "RewardConfig"], np.ndarray]
@@ -204,6 +211,24 @@ def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     Table V; off unless a configuration weights it)."""
     air = None if s.feet_air_time is None else s.feet_air_time[:, list(REAR_LEGS)]
     return _air_time_pay(s, air, c.rear_feet_air_time_target)
+
+
+def rear_single_stance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+    """The time the robot has spent in its current single stance on one rear foot, capped at
+    ``rear_single_stance_max_s``: min over the two rear feet of their current mode time (the
+    stance foot's contact time, the swing foot's air time) while exactly one of them is in
+    contact, upright (``cos theta`` above the bipedal threshold) and commanded to move.
+    IsaacLab's ``feet_air_time_positive_biped`` (its humanoid recipes), the bipedal gait's
+    phase-free stepping reward; unlike ``rear_feet_air_time`` it never charges a short step.
+    Not in Table V; off unless a configuration weights it."""
+    if s.feet_mode_time is None or s.feet_in_contact is None:
+        return np.zeros(len(s.q))
+    rear = list(REAR_LEGS)
+    single = np.sum(s.feet_in_contact[:, rear], axis=1) == 1
+    held = np.minimum(np.min(s.feet_mode_time[:, rear], axis=1), c.rear_single_stance_max_s)
+    upright = s.up_cos > c.bipedal_cos_threshold
+    moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
+    return held * single * upright * moving
 
 
 # ----------------------------------------------------------------------------- quadrupedal
@@ -404,6 +429,7 @@ BIPEDAL_TERMS: Mapping[str, Term] = MappingProxyType(
         "joint_vel": joint_vel,
         "joint_acc": joint_acc,
         "rear_feet_air_time": rear_feet_air_time,
+        "rear_single_stance": rear_single_stance,
     }
 )
 TERMS: Mapping[str, Mapping[str, Term]] = MappingProxyType(

@@ -317,6 +317,7 @@ class MultitaskEnv:
         self.kp_eff = np.full((n, 12), self.control.kp)
         self.kd_eff = np.full((n, 12), self.control.kd)
         self.feet_air = np.zeros((n, 4))
+        self.feet_contact = np.zeros((n, 4))
         self.last_contact = np.zeros((n, 4), dtype=bool)
         self.tracking_sum = np.zeros(n)
         self.last_action = np.zeros((n, 12))
@@ -531,6 +532,7 @@ class MultitaskEnv:
         self.last_dq[ids] = 0.0
         self._last_sens[ids] = 0.0
         self.feet_air[ids] = 0.0
+        self.feet_contact[ids] = 0.0
         self.last_contact[ids] = False
         self.tracking_sum[ids] = 0.0
         interval = cfg.randomization.push_interval_s
@@ -750,6 +752,7 @@ class MultitaskEnv:
         self.feet_air += self.dt
         landed = np.where(touch & (self.feet_air > self.dt), self.feet_air, 0.0)
         self.feet_air[touch] = 0.0
+        self.feet_contact = np.where(touch, self.feet_contact + self.dt, 0.0)
         self.last_contact = contact
 
         inputs = rw.RewardInputs(
@@ -780,6 +783,8 @@ class MultitaskEnv:
             terminated=term,
             feet_air_time=landed,
             lifted_leg=self.lifted_leg,
+            feet_mode_time=np.where(touch, self.feet_contact, self.feet_air),
+            feet_in_contact=touch,
         )
         reward, terms = rw.compute_rewards(inputs, self.gait, cfg.rewards, self.dt)
         self.episode_return += reward
