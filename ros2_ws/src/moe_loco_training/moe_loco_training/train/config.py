@@ -63,8 +63,17 @@ class AlgorithmConfig:
     max_grad_norm: float = 1.0
     min_std: float = 1.0e-3
     """Floor of the action distribution's standard deviation."""
+    noise_correlation: float = 0.0
+    """Temporally correlated exploration: the rollout's unit action noise is the AR(1) process
+    ``eps_t = c eps_(t-1) + sqrt(1 - c^2) n_t`` (``n_t`` white, a fresh draw at each robot's
+    episode start), so every step's noise is still N(0, sigma^2) and PPO's per-step
+    log-probabilities are the Gaussian's; 0: white noise (rsl_rl's). A correlated push lasts
+    ~1 / (1 - c) steps, long enough to move a leg through a step (white noise averages out
+    within the PD loop's few steps)."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if self.num_learning_epochs < 1 or self.num_mini_batches < 1:
             raise ValueError("num_learning_epochs and num_mini_batches must be >= 1")
         if self.schedule not in ("adaptive", "fixed"):

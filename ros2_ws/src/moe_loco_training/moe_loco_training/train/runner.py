@@ -25,6 +25,7 @@ hold the others' robots, and the rank files it would need are not written).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -156,6 +157,8 @@ class Trainer:
         self.task_ids = torch.zeros(0, dtype=torch.long)
         self.ep_return = torch.zeros(0)
         self.ep_steps = torch.zeros(0)
+        self.noise: torch.Tensor | None = None
+        self.noise_fresh = torch.zeros(0, dtype=torch.bool)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.out = out
         self.writer: Any = None
@@ -200,6 +203,11 @@ class Trainer:
         )
         self.ep_return = torch.zeros(n, dtype=torch.float64)
         self.ep_steps = torch.zeros(n, dtype=torch.float64)
+        corr = self.config.algorithm.noise_correlation
+        self.noise = None if corr == 0.0 else torch.zeros(n, self.model.config.num_actions)
+        """AR(1) exploration noise per robot (None: white noise)."""
+        self.noise_fresh = torch.ones(n, dtype=torch.bool)
+        """Robots whose next noise is a fresh draw (an episode began)."""
         self.stage_index = k
 
     def close(self) -> None:
@@ -252,7 +260,7 @@ class Trainer:
                 assert out.value is not None
                 mu = out.action_mean
                 sigma = self.ppo.action_std().expand_as(mu)
-                actions = mu + sigma * torch.randn(mu.shape, generator=self.generator)
+                actions = mu + sigma * self._action_noise(mu.shape)
                 value = out.value.squeeze(-1)
                 storage.add(
                     proprio=obs.proprio,
@@ -295,6 +303,8 @@ class Trainer:
                     self.task_ids = step.infos["task"].long()
                 curriculum = dict(step.infos.get("curriculum", curriculum))
                 self.state = out.state.reset(step.done)
+                if self.noise is not None:
+                    self.noise_fresh |= done
                 self.obs = step
             obs = self.obs
             last = self.model(
@@ -558,6 +568,9 @@ class Trainer:
             if self.state is None
             else [[h.clone(), c.clone()] for h, c in self.state],
             "episode": {"return": self.ep_return.clone(), "steps": self.ep_steps.clone()},
+            "noise": None
+            if self.noise is None
+            else {"noise": self.noise.clone(), "fresh": self.noise_fresh.clone()},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -617,6 +630,23 @@ class Trainer:
             self.state = RecurrentState(*((h.clone(), c.clone()) for h, c in ts["recurrent"]))
             self.ep_return = ts["episode"]["return"].clone()
             self.ep_steps = ts["episode"]["steps"].clone()
+            noise = ts.get("noise")
+            if self.noise is not None and noise is not None:
+                self.noise = noise["noise"].clone()
+                self.noise_fresh = noise["fresh"].clone()
+            # a checkpoint of white noise resumed with correlated noise starts fresh draws
+
+    def _action_noise(self, shape: torch.Size) -> torch.Tensor:
+        """This step's unit exploration noise (``algorithm.noise_correlation``)."""
+        white = torch.randn(shape, generator=self.generator)
+        if self.noise is None:
+            return white
+        c = self.config.algorithm.noise_correlation
+        self.noise = torch.where(
+            self.noise_fresh[:, None], white, c * self.noise + math.sqrt(1.0 - c * c) * white
+        )
+        self.noise_fresh[:] = False
+        return self.noise
 
     @staticmethod
     def checkpoint_config(path: str | Path) -> dict[str, Any]:
