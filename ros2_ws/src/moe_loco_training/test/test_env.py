@@ -386,3 +386,47 @@ def test_upright_starts_put_a_share_of_bipedal_resets_on_the_rear_legs(make_conf
         TaskSpec("plane", "quadrupedal", upright_start=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         TaskSpec("plane", "bipedal", upright_start=1.5)
+
+
+def test_a_state_resumed_with_other_task_shares_keeps_each_tasks_curriculum(make_config):
+    """A campaign that rebalances its task mix on resume: the robots follow the new shares,
+    each task's robots draw their levels from the levels that task held, every robot starts
+    a new episode; a task the state has no robots of is refused, before any change."""
+    tasks = {
+        "plane_q": {"kind": "plane", "gait": "quadrupedal", "weight": 1.0},
+        "bar_q": {"kind": "bar", "gait": "quadrupedal", "easy": 0.02, "hard": 0.2, "count": 3},
+    }
+    cfg = make_config(12, **{"terrain.tasks": tasks})
+    rebal = {**tasks, "plane_q": {**tasks["plane_q"], "weight": 3.0}}
+    with MultitaskEnv(cfg) as a, MultitaskEnv(cfg.replace(**{"terrain.tasks": rebal})) as b:
+        a.reset()
+        plane, bar = a.task_names.index("plane_q"), a.task_names.index("bar_q")
+        for _ in range(5):
+            a.step(torch.zeros(12, 12))
+        a.level[a.task == plane] = 1  # distinct curricula per task
+        a.level[a.task == bar] = 3
+        assert (a.task == plane).sum() == 6
+        assert a.load_state_dict(a.state_dict()) is False  # the same shares: exact
+        b.reset()
+        assert b.load_state_dict(a.state_dict()) is True
+        assert (b.task == plane).sum() == 9 and (b.task == bar).sum() == 3
+        assert np.all(b.level[b.task == plane] == 1) and np.all(b.level[b.task == bar] == 3)
+        assert np.all(b.episode_time == 0.0)
+        assert np.all(b.gait == b._task_gait)
+        out = b.step(torch.zeros(12, 12))
+        assert torch.isfinite(out.proprio).all()
+        only_plane = {"plane_q": tasks["plane_q"]}
+        with MultitaskEnv(make_config(12, **{"terrain.tasks": only_plane})) as p:
+            p.reset()
+            assert p.load_state_dict(p.state_dict()) is False
+            before = p.state_dict()
+            stray = {
+                **before,
+                "arrays": {**before["arrays"], "task": torch.ones(12, dtype=torch.int64)},
+            }
+            with pytest.raises(ValueError, match="no robots of task"):
+                p.load_state_dict(stray)
+            after = p.state_dict()
+            assert all(
+                torch.equal(before["arrays"][k], after["arrays"][k]) for k in before["arrays"]
+            )

@@ -202,3 +202,29 @@ def test_wo_moe_baseline_trains_through_the_same_loop():
     assert s.per_task["plane_q"]["expert_0"] == 1.0
     assert s.per_task["plane_q"]["gate_entropy"] == 0.0
     assert s.update.recon > 0 and s.update.value > 0
+
+
+def test_a_resume_that_rebalances_the_task_shares_trains_on_from_fresh_episodes(tmp_path):
+    """``--resume`` with other ``terrain.tasks.<task>.weight``: the robots follow the new
+    shares (the env's rebalance), the trainer observes them afresh and trains on."""
+    walk = {"kind": "plane", "gait": "quadrupedal"}
+    stand = {"kind": "plane", "gait": "bipedal"}
+    over = {"runner.progress": False, "stages.plane.iterations": 2}
+    cfg = load_train_config(
+        "train_ci", {**over, "stages.plane.env.terrain.tasks": {"plane_q": walk, "walk_b": stand}}
+    )
+    a = Trainer(cfg, out=None)
+    a.run(1)
+    a.save(tmp_path / "ckpt.pt")
+    a.close()
+    heavy = {"plane_q": {**walk, "weight": 3.0}, "walk_b": stand}
+    new = load_train_config("train_ci", {**over, "stages.plane.env.terrain.tasks": heavy})
+    b = Trainer.resume(tmp_path / "ckpt.pt", config=new, out=None)
+    assert b.iteration == 1
+    walk_id = b.env.task_names.index("plane_q")
+    assert int((b.env.task == walk_id).sum()) == 6  # 8 robots, 3:1
+    assert torch.equal(b.task_ids, torch.as_tensor(b.env.task))
+    assert torch.equal(b.obs.command, b.env.observe().command)  # observed after the reset
+    res = b.run(1)[0]
+    assert b.iteration == 2 and set(res.per_task) <= {"plane_q", "walk_b"}
+    b.close()

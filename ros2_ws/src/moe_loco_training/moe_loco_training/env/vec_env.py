@@ -343,6 +343,17 @@ class MultitaskEnv:
             self._pool = None
 
     # ------------------------------------------------------------------ state (exact resume)
+    _TASK_ARRAYS = (
+        "task",
+        "_task_gait",
+        "_task_plane",
+        "_task_still",
+        "_task_upright",
+        "_task_pitch_min",
+        "lifted_leg",
+        "_task_switch",
+    )
+    """Per-robot arrays the configuration's task shares decide (not evolving state)."""
     _SCALAR_STATE = ("_initialised",)
     _SCRATCH = ("_out_state", "_out_sens", "_ctrl")
     """Buffers every step overwrites before reading: not state (2 MB of a 512-robot snapshot)."""
@@ -369,9 +380,23 @@ class MultitaskEnv:
             "rng": self.rng.bit_generator.state,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> bool:
         """Continue from :meth:`state_dict` of an environment built from the same configuration;
-        a state that does not fit raises ``ValueError`` naming the attribute, before any change."""
+        a state that does not fit raises ``ValueError`` naming the attribute, before any change.
+
+        A state whose robots hold other tasks than this configuration's shares give them (a
+        campaign that rebalances ``terrain.tasks.<task>.weight`` on resume; the same tasks)
+        continues the generator, gives each robot of a task a curriculum level drawn from the
+        levels that task's robots held, and resets every robot (a new episode and a new
+        randomisation draw): the run goes on from the same curricula, not bit-exactly. Returns
+        True then (the caller observes afresh), False for an exact continuation."""
+        old_task = state["arrays"].get("task")
+        rebalance = old_task is not None and not np.array_equal(old_task.numpy(), self.task)
+        if rebalance:
+            have = set(old_task.numpy().tolist())
+            missing = [self.task_names[t] for t in set(self.task.tolist()) - have]
+            if missing:
+                raise ValueError(f"environment state has no robots of task(s) {missing}")
         for k, v in state["arrays"].items():
             cur = getattr(self, k, None)
             if not isinstance(cur, np.ndarray) or cur.shape != tuple(v.shape):
@@ -381,7 +406,8 @@ class MultitaskEnv:
             if values is None or tuple(values.shape[1:]) != getattr(self.models[0], f).shape:
                 raise ValueError(f"environment state does not fit: model field {f!r}")
         for k, v in state["arrays"].items():
-            setattr(self, k, v.numpy().copy())
+            if not (rebalance and k in self._TASK_ARRAYS):
+                setattr(self, k, v.numpy().copy())
         scratch = mujoco.MjData(self.model)
         for i, m in enumerate(self.models):
             for f in MODEL_FIELDS:
@@ -391,6 +417,15 @@ class MultitaskEnv:
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]
         self._warp_models_stale = True
+        if rebalance:
+            old_level = state["arrays"]["level"].numpy()
+            for t in range(len(self.task_names)):
+                mine = np.flatnonzero(self.task == t)
+                pool = old_level[old_task.numpy() == t]
+                self.level[mine] = self.rng.choice(pool, mine.size)
+            self.reset_ids(np.arange(self.num_envs))
+            self._update_heading_commands(self._rotation(self.state))
+        return rebalance
 
     def __enter__(self) -> MultitaskEnv:
         return self

@@ -620,7 +620,12 @@ class Trainer:
             if rank > 0:
                 return
             assert self.env is not None
-            self.env.load_state_dict(ts["env"])
+            if self.env.load_state_dict(ts["env"]):
+                # the configuration rebalanced the task shares: every robot was reset (new
+                # episodes, fresh recurrent states and noise), the curricula kept
+                self.obs = self.env.observe()
+                self.task_ids = torch.as_tensor(self.env.task, dtype=torch.long).clone()
+                return
             o = ts["obs"]
             assert self.obs is not None
             self.obs = EnvStep(
