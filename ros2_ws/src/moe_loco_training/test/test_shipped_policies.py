@@ -33,13 +33,15 @@ def test_a_shipped_policy_loads_steps_and_has_its_card(path):
     assert (path.parent / f"{path.stem}_curves.png").is_file()
 
 
-def test_the_v2_policy_stands_up_on_the_bipedal_command_through_the_controller_core():
-    """v2's claim, on the deploy path (the ONNX file in the controller core, lockstep sim): after
-    RUN on the bipedal track it is on its rear legs within 1 s and still there at 5 s."""
+@pytest.mark.parametrize("name", ["moe_loco_go2_v2_plane_stand", "moe_loco_go2_v3_baffle"])
+def test_the_v2_policy_stands_up_on_the_bipedal_command_through_the_controller_core(name):
+    """v2's claim (and v3's, which keeps it), on the deploy path (the ONNX file in the
+    controller core, lockstep sim): after RUN on the bipedal track it is on its rear legs within
+    1 s and still there at 5 s."""
     from moe_loco_training.benchmark.runner import BenchmarkConfig, run_trial_traced
 
-    v2 = POLICIES / "moe_loco_go2_v2_plane_stand.onnx"
-    result, trace = run_trial_traced(v2, "walk_b", 0, BenchmarkConfig(time_cap_s=5.0))
+    policy = POLICIES / f"{name}.onnx"
+    result, trace = run_trial_traced(policy, "walk_b", 0, BenchmarkConfig(time_cap_s=5.0))
     assert result.outcome == "time_cap", result  # neither terminated nor damped
     w, x, y, z = trace.base_quat.T
     nose_up = 2.0 * (x * z - w * y)  # z of the base's x axis
@@ -47,3 +49,12 @@ def test_the_v2_policy_stands_up_on_the_bipedal_command_through_the_controller_c
     up = t_run[nose_up > 0.9]
     assert up.size and up[0] < 1.0, f"on the rear legs only after {up[:1]} s"
     assert nose_up[-1] > 0.9 and trace.base_height[-1] > 0.35
+
+
+def test_the_v3_policy_crawls_the_baffle_track_through_the_controller_core():
+    """v3's claim: one seeded trial of the benchmark's Baffle (q) track (Table II's 22 cm
+    baffles) succeeds through the controller core (v2 got stuck at 4.8 m in all 10 trials)."""
+    from moe_loco_training.benchmark.runner import BenchmarkConfig, run_trial
+
+    result = run_trial(POLICIES / "moe_loco_go2_v3_baffle.onnx", "baffle_q", 0, BenchmarkConfig())
+    assert result.outcome == "success", result
