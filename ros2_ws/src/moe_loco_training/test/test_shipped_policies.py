@@ -34,7 +34,7 @@ def test_a_shipped_policy_loads_steps_and_has_its_card(path):
 
 
 @pytest.mark.parametrize("name", ["moe_loco_go2_v2_plane_stand", "moe_loco_go2_v3_baffle"])
-def test_the_v2_policy_stands_up_on_the_bipedal_command_through_the_controller_core(name):
+def test_v2_and_v3_stand_up_on_the_bipedal_command_through_the_controller_core(name):
     """v2's claim (and v3's, which keeps it), on the deploy path (the ONNX file in the
     controller core, lockstep sim): after RUN on the bipedal track it is on its rear legs within
     1 s and still there at 5 s."""

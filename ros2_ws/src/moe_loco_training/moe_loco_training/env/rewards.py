@@ -197,13 +197,17 @@ def feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     return _air_time_pay(s, s.feet_air_time, c.feet_air_time_target)
 
 
+def _moving(s: RewardInputs) -> np.ndarray:
+    """(N,) bool: a motion is commanded (|v_xy| or |wz| above 0.1)."""
+    return (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
+
+
 def _air_time_pay(s: RewardInputs, air: np.ndarray | None, target: float) -> np.ndarray:
     """sum over the touchdowns in ``air`` (N, feet) of (air time - target), while moving."""
     if air is None:
         return np.zeros(len(s.q))
     pay = np.sum((air - target) * (air > 0.0), axis=1)
-    moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
-    return pay * moving
+    return pay * _moving(s)
 
 
 def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
@@ -227,8 +231,7 @@ def rear_single_stance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     single = np.sum(s.feet_in_contact[:, rear], axis=1) == 1
     held = np.minimum(np.min(s.feet_mode_time[:, rear], axis=1), c.rear_single_stance_max_s)
     upright = s.up_cos > c.bipedal_cos_threshold
-    moving = (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
-    return held * single * upright * moving
+    return held * single * upright * _moving(s)
 
 
 # ----------------------------------------------------------------------------- quadrupedal

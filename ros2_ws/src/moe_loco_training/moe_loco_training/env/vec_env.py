@@ -390,10 +390,11 @@ class MultitaskEnv:
         levels that task's robots held, and resets every robot (a new episode and a new
         randomisation draw): the run goes on from the same curricula, not bit-exactly. Returns
         True then (the caller observes afresh), False for an exact continuation."""
-        old_task = state["arrays"].get("task")
-        rebalance = old_task is not None and not np.array_equal(old_task.numpy(), self.task)
+        saved = state["arrays"].get("task")
+        old_task = None if saved is None else saved.numpy()
+        rebalance = old_task is not None and not np.array_equal(old_task, self.task)
         if rebalance:
-            have = set(old_task.numpy().tolist())
+            have = set(old_task.tolist())
             missing = [self.task_names[t] for t in set(self.task.tolist()) - have]
             if missing:
                 raise ValueError(f"environment state has no robots of task(s) {missing}")
@@ -421,7 +422,7 @@ class MultitaskEnv:
             old_level = state["arrays"]["level"].numpy()
             for t in range(len(self.task_names)):
                 mine = np.flatnonzero(self.task == t)
-                pool = old_level[old_task.numpy() == t]
+                pool = old_level[old_task == t]
                 self.level[mine] = self.rng.choice(pool, mine.size)
             self.reset_ids(np.arange(self.num_envs))
             self._update_heading_commands(self._rotation(self.state))
