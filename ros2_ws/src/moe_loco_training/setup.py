@@ -20,6 +20,7 @@ setup(
     ],
     install_requires=[
         "numpy",
+        "array-api-compat",
         "torch",
         "onnx",
         "matplotlib",

@@ -217,7 +217,7 @@ def export_policy(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    deploy = DeployPolicy(copy.deepcopy(model).eval().float())
+    deploy = DeployPolicy(copy.deepcopy(model).cpu().eval().float())
     registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registry_log.level
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -299,3 +299,40 @@ def test_one_process_makes_no_group():
     assert distributed.broadcast_object("x", ctx) == "x"
     distributed.check_same("anything", "mine", ctx)
     assert distributed.backend_for("cpu") == "gloo" and distributed.backend_for("cuda:1") == "nccl"
+
+
+def test_where_a_run_trains_and_which_process_group_it_joins(tmp_path):
+    """The C backend and Warp's CPU device train on the CPU (gloo); Warp on CUDA trains on the
+    GPU, one per rank (nccl), before any process group or GPU is touched."""
+    from moe_loco_training.env import load_env_config
+    from moe_loco_training.train.cli import _device_of, _parser
+    from moe_loco_training.train.runner import training_device
+
+    single = distributed.SINGLE
+    two = distributed.DistContext(rank=1, world_size=2, local_rank=1, backend="nccl")
+    env = load_env_config()
+    assert training_device(env, single) == torch.device("cpu")
+    assert training_device(env, two) == torch.device("cpu")
+    warp = env.replace(backend="warp")
+    assert training_device(warp, single) == torch.device("cpu")
+    assert training_device(warp.replace(warp_device="cuda"), single) == torch.device("cuda", 0)
+    assert training_device(warp.replace(warp_device="cuda:2"), single) == torch.device("cuda", 2)
+    assert training_device(warp.replace(warp_device="cuda"), two) == torch.device("cuda", 1)
+
+    def device(*argv: str) -> str:
+        return _device_of(_parser().parse_args(list(argv)))
+
+    assert device("--config", "train_ci") == "cpu"
+    assert device("--config", "train_ci", "--set", "env.backend=warp") == "cpu"
+    cuda = ("--set", "env.backend=warp", "--set", "env.warp_device=cuda")
+    assert device("--config", "train_ci", *cuda) == "cuda"
+    # a configuration that does not load: the CPU here, and _main reports the real error
+    assert device("--config", str(tmp_path / "missing.yaml")) == "cpu"
+    # a resume reads the device from the checkpoint's configuration (with the overrides)
+    trainer = Trainer(load_train_config("train_ci", OVERRIDES), run_dir=tmp_path, out=None)
+    try:
+        trainer.run(1)
+    finally:
+        trainer.close()
+    assert device("--resume", str(tmp_path / "model.pt")) == "cpu"
+    assert device("--resume", str(tmp_path / "model.pt"), *cuda) == "cuda"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from moe_loco_training.env import MultitaskEnv, load_env_config
+from moe_loco_training.env.arrays import HostRandomOnDevice
 from moe_loco_training.env.config import EnvConfigError
 from moe_loco_training.env.warp_physics import warp_available
 
@@ -32,12 +33,15 @@ def _config(**changes):
     tasks = {t: base.terrain.tasks[t] for t in KINDS}
     keys = ("kind", "gait", "easy", "hard", "count", "direction")
     plain = {t: {k: getattr(v, k) for k in keys} for t, v in tasks.items()}
-    return base.replace(
-        num_envs=len(KINDS),
-        num_threads=1,
-        **{"terrain.levels": 2, "terrain.init_max_level": 1, "terrain.tasks": plain,
-           "randomization.enabled": False, **changes},
-    )  # fmt: skip
+    fixed = {
+        "num_envs": len(KINDS),
+        "num_threads": 1,
+        "terrain.levels": 2,
+        "terrain.init_max_level": 1,
+        "terrain.tasks": plain,
+        "randomization.enabled": False,
+    }
+    return base.replace(**{**fixed, **changes})  # fmt: skip
 
 
 def _on_the_obstacle(env: MultitaskEnv) -> np.ndarray:
@@ -102,11 +106,15 @@ def test_warp_follows_the_c_physics_for_one_second_on_every_terrain_kind():
 
 @pytest.mark.parametrize("randomised", [False, True])
 def test_the_environment_gives_the_same_tensors_on_either_backend(randomised):
-    """Same seed, same actions; with randomisation each world gets its robot's model fields
-    (friction, added mass and CoM, motor gains) and the pushes, latencies and noise."""
+    """Same seed, same random draws, same actions: the one task code runs on numpy arrays for
+    the C backend and on torch tensors for the Warp one. With randomisation each world gets its
+    robot's model fields (friction, added mass and CoM, motor gains) and the pushes, latencies
+    and noise."""
     changes = {"randomization.enabled": randomised, "randomization.push_interval_s": 0.4}
     c_env = MultitaskEnv(_config(**changes))
     w_env = MultitaskEnv(_config(backend="warp", **changes))
+    # the C environment's random stream on the Warp one: the same draws, compared step by step
+    w_env.rand = HostRandomOnDevice(w_env.rng, w_env.device)
     try:
         oc, ow = c_env.reset(), w_env.reset()
         np.testing.assert_array_equal(oc.proprio.numpy(), ow.proprio.numpy())
@@ -132,6 +140,164 @@ def test_the_environment_gives_the_same_tensors_on_either_backend(randomised):
     finally:
         c_env.close()
         w_env.close()
+
+
+def _device_config(n: int = 24, **changes):
+    """Every terrain kind, ``n`` robots, randomisation and pushes on: what a GPU run does."""
+    return _config(backend="warp", num_envs=n, **{"randomization.enabled": True,
+                   "randomization.push_interval_s": 0.1, **changes})  # fmt: skip
+
+
+class _HostCopies:
+    """Records, while active, every tensor -> host conversion (``numpy()``, ``cpu()``,
+    ``tolist()``, ``__array__``: the size of what crossed) and every tensor made from host data
+    (``torch.tensor`` / ``torch.as_tensor`` of anything but a tensor: an upload)."""
+
+    NAMES = ("numpy", "cpu", "tolist", "__array__")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        self.uploads: list[str] = []
+        self.active = False
+        for name in self.NAMES:
+            original = getattr(torch.Tensor, name)
+
+            def spy(t, *a, _original=original, **k):
+                if self.active:
+                    self.sizes.append(t.numel())
+                return _original(t, *a, **k)
+
+            monkeypatch.setattr(torch.Tensor, name, spy)
+        for name in ("tensor", "as_tensor"):
+            made = getattr(torch, name)
+
+            def upload(data, *a, _made=made, **k):
+                if self.active and not isinstance(data, torch.Tensor):
+                    self.uploads.append(repr(data)[:60])
+                return _made(data, *a, **k)
+
+            monkeypatch.setattr(torch, name, upload)
+
+
+def test_the_warp_environment_keeps_its_arrays_on_its_device_between_resets(monkeypatch):
+    """Issue 16, item 1: on the Warp backend the states, sensors, observations, rewards and
+    dones stay torch tensors on the device; per step only one value per task (the curriculum
+    means the trainer logs) reaches the host and nothing is uploaded, and at a reset the reset
+    robots' indices go down."""
+    env = MultitaskEnv(_device_config())
+    try:
+        assert env.device == env._warp.torch_device
+        arrays = {k: v for k, v in vars(env).items() if isinstance(v, (np.ndarray, torch.Tensor))}
+        on_host = sorted(k for k, v in arrays.items() if not isinstance(v, torch.Tensor))
+        assert not on_host, on_host
+        assert {v.device for v in arrays.values()} == {env.device}
+        obs = env.reset()
+        zero = torch.zeros(env.num_envs, 12, device=env.device)
+        env.step(zero)  # the first step places the task code's constants on the device
+        copies = _HostCopies(monkeypatch)
+        copies.active = True
+        pushed = 0
+        for _ in range(25):  # standing still: nobody falls, nobody times out in 0.5 s
+            before = env.state[:, env._qvel0 : env._qvel0 + 2].clone()
+            due = int((env.push_timer - env.dt <= 0).sum())
+            obs = env.step(zero)
+            pushed += due
+            assert not obs.done.any()
+            assert before.shape == (env.num_envs, 2)
+        copies.active = False
+        assert pushed > 0  # the pushes (device draws) happened inside the measured steps
+        tasks = len(env.task_names)
+        assert copies.sizes and max(copies.sizes) <= tasks < env.num_envs, copies.sizes
+        assert not copies.uploads, copies.uploads  # and nothing went up from the host
+        for t in (obs.proprio, obs.command, obs.reward, obs.done, obs.privileged_implicit):
+            assert t.device == env.device
+        for t in obs.infos["reward_terms"].values():
+            assert t.device == env.device
+        # a reset moves the reset robots' indices to the host (the C models' randomisation)
+        copies.sizes.clear()
+        copies.active = True
+        env.reset_ids(torch.arange(3, device=env.device))
+        copies.active = False
+        assert max(copies.sizes) == 3, copies.sizes
+    finally:
+        env.close()
+
+
+def test_no_tensor_of_the_warp_step_or_the_trainer_rollout_is_left_to_the_default_device():
+    """With the default device set to ``meta``, a tensor created without an explicit device
+    lands there and fails as soon as it meets the device's: this is how a forgotten
+    ``device=`` (a tensor that would live on the host beside a GPU's) shows on a CPU machine."""
+    from moe_loco_training.train.config import load_train_config
+    from moe_loco_training.train.runner import Trainer
+
+    overrides = {
+        "env.backend": "warp",
+        "env.num_envs": 12,
+        "env.num_threads": 1,
+        "env.randomization.push_interval_s": 0.1,
+        "runner.num_steps_per_env": 6,
+        "runner.progress": False,
+        "runner.tensorboard": False,
+        "runner.save_interval": 0,
+        "runner.export": False,
+        "algorithm.noise_correlation": 0.5,
+    }
+    trainer = Trainer(load_train_config("train_walk", overrides), out=None)
+    try:
+        trainer._enter_stage(0)
+        torch.set_default_device("meta")
+        try:
+            stats = trainer.collect()
+            trainer.env.reset_ids(torch.arange(5, device=trainer.device))  # a reset's path too
+            obs = trainer.env.step(torch.zeros(12, 12, device=trainer.device))
+        finally:
+            torch.set_default_device(None)
+        assert np.isfinite(stats["mean_reward"])
+        assert obs.proprio.device == trainer.device
+        assert trainer.storage.data["proprio"].device == trainer.device
+        assert next(trainer.model.parameters()).device == trainer.device
+        trainer.ppo.update(trainer.storage, trainer.generator)  # and it learns from it
+    finally:
+        trainer.close()
+
+
+def test_a_c_backend_checkpoint_continues_on_the_warp_backend(tmp_path):
+    """A CPU campaign moves to a GPU: the C backend's training state loads into the Warp
+    backend (the same arrays and models; the device draws continue from a seed of the restored
+    host generator), and training goes on there."""
+    from moe_loco_training.train.config import load_train_config
+    from moe_loco_training.train.runner import Trainer
+
+    base = {
+        "env.num_envs": 8,
+        "env.num_threads": 1,
+        "runner.num_steps_per_env": 4,
+        "runner.progress": False,
+        "runner.tensorboard": False,
+        "runner.save_interval": 0,
+        "runner.export": False,
+    }
+    cpu = Trainer(load_train_config("train_walk", base), run_dir=tmp_path, out=None)
+    try:
+        cpu.run(1)
+    finally:
+        cpu.close()
+    ckpt = tmp_path / "model.pt"
+    warp = Trainer.resume(
+        ckpt, config=load_train_config("train_walk", {**base, "env.backend": "warp"}), out=None
+    )
+    try:
+        assert warp.iteration == 1 and warp.env is not None and warp.env._warp is not None
+        np.testing.assert_array_equal(warp.env.state.cpu().numpy(), cpu_state(ckpt))
+        s = warp.train_iteration()
+        assert s.iteration == 2 and np.isfinite(s.mean_reward)
+    finally:
+        warp.close()
+
+
+def cpu_state(ckpt) -> np.ndarray:
+    data = torch.load(str(ckpt), map_location="cpu", weights_only=True)
+    return data["training_state"]["env"]["arrays"]["state"].numpy()
 
 
 def test_warp_backend_settings_are_checked():

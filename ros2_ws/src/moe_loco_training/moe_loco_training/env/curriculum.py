@@ -9,28 +9,30 @@ its episode ran to the time-out while tracking its command (mean tracking factor
 ``plane_promote_tracking``: legged_gym widens its command ranges on tracking, not on survival)
 and demoted when it terminated. A robot promoted past the top
 level is sent to a random level (so the top keeps being revisited, not saturated). Levels stay
-within ``0 .. levels - 1``.
+within ``0 .. levels - 1``. Arrays are numpy or torch (``moe_loco_training.env.arrays``), ``rng``
+the environment's random source of the same kind.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+from moe_loco_training.env.arrays import Array, const, namespace
 from moe_loco_training.env.config import CurriculumConfig
 
 
 def update_levels(
-    level: np.ndarray,
-    is_plane: np.ndarray,
-    distance: np.ndarray,
-    course: np.ndarray,
-    commanded: np.ndarray,
-    timed_out: np.ndarray,
+    level: Array,
+    is_plane: Array,
+    distance: Array,
+    course: Array,
+    commanded: Array,
+    timed_out: Array,
     levels: int,
     config: CurriculumConfig,
-    rng: np.random.Generator,
-    tracking: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng: Any,
+    tracking: Array | None = None,
+) -> tuple[Array, Array, Array]:
     """New levels of the robots being reset, with the promote and demote masks.
 
     All arrays are per reset robot: current ``level``, whether its tile is a plane, forward
@@ -38,20 +40,22 @@ def update_levels(
     distance (speed x time) [m], whether its episode ``timed_out`` (rather than terminated), and its
     episode's mean linear-velocity ``tracking`` factor (plane tiles; None counts as tracked).
     """
+    xp = namespace(level, distance)
     obstacle = ~is_plane
     if tracking is None:
-        tracked = np.ones(len(level), dtype=bool)
+        tracked = const(True, level, "bool")
     else:
         tracked = tracking >= config.plane_promote_tracking
-    promote = np.where(obstacle, distance > config.promote_fraction * course, timed_out & tracked)
-    demote = np.where(
+    promote = xp.where(obstacle, distance > config.promote_fraction * course, timed_out & tracked)
+    demote = xp.where(
         obstacle,
-        distance < config.demote_fraction * np.minimum(commanded, course),
+        distance < config.demote_fraction * xp.minimum(commanded, course),
         ~timed_out,
     )
     demote &= ~promote
-    new = level + promote.astype(np.int64) - demote.astype(np.int64)
+    new = level + xp.astype(promote, xp.int64) - xp.astype(demote, xp.int64)
     top = new >= levels
-    if top.any():
-        new[top] = rng.integers(0, levels, int(top.sum()))
-    return np.clip(new, 0, levels - 1), promote, demote
+    n_top = int(xp.sum(xp.astype(top, xp.int64)))
+    if n_top:
+        new[top] = rng.integers(0, levels, n_top)
+    return xp.clip(new, 0, levels - 1), promote, demote

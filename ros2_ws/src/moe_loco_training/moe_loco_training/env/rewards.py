@@ -35,6 +35,9 @@ of legged_gym's flat ANYmal and of Go2 MJX recipes, 1.7-5x their linear tracking
 total of a step clipped at zero before the termination penalty (``rewards.only_positive``).
 Two bipedal stepping terms, off by default: ``rear_feet_air_time`` (legged_gym's touchdown pay
 on the rear feet) and ``rear_single_stance`` (IsaacLab's positive-only biped air time).
+
+Every array of :class:`RewardInputs` is numpy (the C backend) or torch on the Warp device, one
+kind per call: the terms are written once, against the array API (``env.arrays``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from moe_loco_training.env.arrays import Array, const, indices, namespace, take
 from moe_loco_training.env.constants import (
     FRONT_HIPS,
     FRONT_JOINTS,
@@ -64,78 +68,79 @@ if TYPE_CHECKING:
 class RewardInputs:
     """What the reward terms read, one row per robot (SDK joint and leg order)."""
 
-    command: np.ndarray
+    command: Array
     """(N, 3) vx, vy [m/s] in the heading frame, wz [rad/s]."""
-    lin_vel: np.ndarray
+    lin_vel: Array
     """(N, 3) base linear velocity in the heading frame (x forward, y left, z up) [m/s]."""
-    yaw_rate: np.ndarray
+    yaw_rate: Array
     """(N,) world-z angular velocity of the base [rad/s]."""
-    ang_vel_body: np.ndarray
+    ang_vel_body: Array
     """(N, 3) base angular velocity in the base frame [rad/s]."""
-    q: np.ndarray
-    dq: np.ndarray
-    ddq: np.ndarray
+    q: Array
+    dq: Array
+    ddq: Array
     """(N, 12) joint positions [rad], velocities [rad/s], accelerations over the control step."""
-    q_default: np.ndarray
-    q_min: np.ndarray
-    q_max: np.ndarray
-    torque_limit: np.ndarray
+    q_default: Array
+    q_min: Array
+    q_max: Array
+    torque_limit: Array
     """(12,) default pose, joint range, motor torque limits."""
-    q_sub: np.ndarray
-    dq_sub: np.ndarray
-    tau_sub: np.ndarray
-    tau_des_sub: np.ndarray
+    q_sub: Array
+    dq_sub: Array
+    tau_sub: Array
+    tau_des_sub: Array
     """(N, S, 12) per physics substep: joint state at its start, applied torque, PD torque before
     the limit."""
-    foot_force_z: np.ndarray
+    foot_force_z: Array
     """(N, 4) vertical contact force on each foot [N] (>= 0 pushing up)."""
-    calf_force_z: np.ndarray
+    calf_force_z: Array
     """(N, 4) vertical contact force on each calf's shank, foot excluded [N]."""
-    link_force: np.ndarray
+    link_force: Array
     """(N, 13, 3) net contact force on each link (constants.LINK_BODIES) [N]."""
-    base_height: np.ndarray
+    base_height: Array
     """(N,) base height above the terrain under it [m]."""
-    up_cos: np.ndarray
+    up_cos: Array
     """(N,) cos(theta): the body x axis' world-z component (1: nose straight up)."""
-    base_up_z: np.ndarray
+    base_up_z: Array
     """(N,) the body z axis' world-z component (1: base level, the cosine of its tilt)."""
-    gait_time: np.ndarray
+    gait_time: Array
     """(N,) time since the current gait command began [s]."""
-    action: np.ndarray
-    last_action: np.ndarray
+    action: Array
+    last_action: Array
     """(N, 12) this and the previous action (clipped)."""
-    terminated: np.ndarray
+    terminated: Array
     """(N,) bool: terminated this step (not a time-out)."""
-    feet_air_time: np.ndarray | None = None
+    feet_air_time: Array | None = None
     """(N, 4) the air time [s] that ended with a touchdown this step, 0 for other feet."""
-    lifted_leg: np.ndarray | None = None
+    lifted_leg: Array | None = None
     """(N,) SDK index of the leg the robot's task holds up (-1 or None: none; Fig. 10)."""
-    feet_mode_time: np.ndarray | None = None
+    feet_mode_time: Array | None = None
     """(N, 4) how long each foot has been in its current mode [s]: in contact, its contact
     time; in the air, its air time (the same contact filter as ``feet_air_time``)."""
-    feet_in_contact: np.ndarray | None = None
+    feet_in_contact: Array | None = None
     """(N, 4) bool: each foot in contact (now or at the last step: the touchdown filter)."""
 
 
-Term = Callable[[RewardInputs, "RewardConfig"], np.ndarray]
+Term = Callable[[RewardInputs, "RewardConfig"], Array]
 
 
-def _sq(x: np.ndarray) -> np.ndarray:
-    return np.sum(np.square(x), axis=-1)
+def _sq(x: Array) -> Array:
+    xp = namespace(x)
+    return xp.sum(xp.square(x), axis=-1)
 
 
-def _height_factor(s: RewardInputs, c: RewardConfig) -> np.ndarray:
-    return np.clip((s.base_height - c.bipedal_z_min) / (c.bipedal_z_max - c.bipedal_z_min), 0, 1)
+def _height_factor(s: RewardInputs, c: RewardConfig) -> Array:
+    xp = namespace(s.q)
+    return xp.clip((s.base_height - c.bipedal_z_min) / (c.bipedal_z_max - c.bipedal_z_min), 0, 1)
 
 
 # ----------------------------------------------------------------------------- shared terms
-def tracking_lin_vel(
-    s: RewardInputs, c: RewardConfig, sigma: float | np.ndarray | None = None
-) -> np.ndarray:
+def tracking_lin_vel(s: RewardInputs, c: RewardConfig, sigma: float | Array | None = None) -> Array:
     """exp(-|v_cmd,xy - v_xy|^2 / sigma) (sigma: ``tracking_sigma`` unless given; per robot
     if an array)."""
+    xp = namespace(s.q)
     sigma = c.tracking_sigma if sigma is None else sigma
-    return np.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / sigma)
+    return xp.exp(-_sq(s.command[:, :2] - s.lin_vel[:, :2]) / sigma)
 
 
 def bipedal_sigma(c: RewardConfig) -> float:
@@ -143,81 +148,86 @@ def bipedal_sigma(c: RewardConfig) -> float:
     return c.tracking_sigma if c.bipedal_tracking_sigma is None else c.bipedal_tracking_sigma
 
 
-def tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> Array:
     """exp(-(wz_cmd - wz)^2 / sigma_ang)."""
-    return np.exp(-np.square(s.command[:, 2] - s.yaw_rate) / c.ang_tracking_sigma)
+    xp = namespace(s.q)
+    return xp.exp(-xp.square(s.command[:, 2] - s.yaw_rate) / c.ang_tracking_sigma)
 
 
-def termination(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def termination(s: RewardInputs, c: RewardConfig) -> Array:
     """1 on the step that terminates (time-outs excluded)."""
-    return s.terminated.astype(np.float64)
+    xp = namespace(s.q)
+    return xp.astype(s.terminated, xp.float64)
 
 
-def alive(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def alive(s: RewardInputs, c: RewardConfig) -> Array:
     """1 every step."""
-    return np.ones(len(s.q))
+    return namespace(s.q).ones_like(s.q[:, 0])
 
 
-def joint_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def joint_pos(s: RewardInputs, c: RewardConfig) -> Array:
     """sum (q - q_default)^2."""
     return _sq(s.q - s.q_default)
 
 
-def joint_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def joint_vel(s: RewardInputs, c: RewardConfig) -> Array:
     """sum dq^2."""
     return _sq(s.dq)
 
 
-def joint_acc(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def joint_acc(s: RewardInputs, c: RewardConfig) -> Array:
     """sum ddq^2."""
     return _sq(s.ddq)
 
 
-def front_hip_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def front_hip_pos(s: RewardInputs, c: RewardConfig) -> Array:
     """sum over the front hips of (q - q_default)^2."""
-    idx = list(FRONT_HIPS)
+    idx = take(FRONT_HIPS, s.q)
     return _sq(s.q[:, idx] - s.q_default[idx])
 
 
-def rear_hip_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def rear_hip_pos(s: RewardInputs, c: RewardConfig) -> Array:
     """sum over the rear hips of (q - q_default)^2."""
-    idx = list(REAR_HIPS)
+    idx = take(REAR_HIPS, s.q)
     return _sq(s.q[:, idx] - s.q_default[idx])
 
 
-def torque_exceed_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def torque_exceed_limit(s: RewardInputs, c: RewardConfig) -> Array:
     """Mean over substeps of the sum over joints of max(|tau| - soft * tau_limit, 0), tau the
     applied torque."""
-    excess = np.maximum(np.abs(s.tau_sub) - c.soft_torque_limit * s.torque_limit, 0.0)
-    return np.mean(np.sum(excess, axis=2), axis=1)
+    xp = namespace(s.q)
+    excess = xp.clip(xp.abs(s.tau_sub) - c.soft_torque_limit * s.torque_limit, 0.0, None)
+    return xp.mean(xp.sum(excess, axis=2), axis=1)
 
 
-def feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def feet_air_time(s: RewardInputs, c: RewardConfig) -> Array:
     """sum over touchdowns of (air time - target), while a velocity is commanded."""
     return _air_time_pay(s, s.feet_air_time, c.feet_air_time_target)
 
 
-def _moving(s: RewardInputs) -> np.ndarray:
+def _moving(s: RewardInputs) -> Array:
     """(N,) bool: a motion is commanded (|v_xy| or |wz| above 0.1)."""
-    return (np.linalg.norm(s.command[:, :2], axis=1) > 0.1) | (np.abs(s.command[:, 2]) > 0.1)
+    xp = namespace(s.q)
+    return (xp.linalg.vector_norm(s.command[:, :2], axis=1) > 0.1) | (xp.abs(s.command[:, 2]) > 0.1)
 
 
-def _air_time_pay(s: RewardInputs, air: np.ndarray | None, target: float) -> np.ndarray:
+def _air_time_pay(s: RewardInputs, air: Array | None, target: float) -> Array:
     """sum over the touchdowns in ``air`` (N, feet) of (air time - target), while moving."""
+    xp = namespace(s.q)
     if air is None:
-        return np.zeros(len(s.q))
-    pay = np.sum((air - target) * (air > 0.0), axis=1)
+        return xp.zeros_like(s.q[:, 0])
+    pay = xp.sum((air - target) * (air > 0.0), axis=1)
     return pay * _moving(s)
 
 
-def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def rear_feet_air_time(s: RewardInputs, c: RewardConfig) -> Array:
     """``feet_air_time`` over the rear feet only: the bipedal gait's stepping reward (not in
     Table V; off unless a configuration weights it)."""
-    air = None if s.feet_air_time is None else s.feet_air_time[:, list(REAR_LEGS)]
+    air = None if s.feet_air_time is None else s.feet_air_time[:, take(REAR_LEGS, s.q)]
     return _air_time_pay(s, air, c.rear_feet_air_time_target)
 
 
-def rear_single_stance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def rear_single_stance(s: RewardInputs, c: RewardConfig) -> Array:
     """The time the robot has spent in its current single stance on one rear foot, capped at
     ``rear_single_stance_max_s``: min over the two rear feet of their current mode time (the
     stance foot's contact time, the swing foot's air time) while exactly one of them is in
@@ -225,48 +235,57 @@ def rear_single_stance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
     IsaacLab's ``feet_air_time_positive_biped`` (its humanoid recipes), the bipedal gait's
     phase-free stepping reward; unlike ``rear_feet_air_time`` it never charges a short step.
     Not in Table V; off unless a configuration weights it."""
+    xp = namespace(s.q)
     if s.feet_mode_time is None or s.feet_in_contact is None:
-        return np.zeros(len(s.q))
-    rear = list(REAR_LEGS)
-    single = np.sum(s.feet_in_contact[:, rear], axis=1) == 1
-    held = np.minimum(np.min(s.feet_mode_time[:, rear], axis=1), c.rear_single_stance_max_s)
+        return xp.zeros_like(s.q[:, 0])
+    rear = take(REAR_LEGS, s.q)
+    single = xp.sum(xp.astype(s.feet_in_contact[:, rear], xp.int64), axis=1) == 1
+    held = xp.clip(xp.min(s.feet_mode_time[:, rear], axis=1), None, c.rear_single_stance_max_s)
     upright = s.up_cos > c.bipedal_cos_threshold
     return held * single * upright * _moving(s)
 
 
 # ----------------------------------------------------------------------------- quadrupedal
-def ang_vel_stability(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def ang_vel_stability(s: RewardInputs, c: RewardConfig) -> Array:
     """wx^2 + wy^2 (base frame) + vz^2."""
-    return _sq(s.ang_vel_body[:, :2]) + np.square(s.lin_vel[:, 2])
+    xp = namespace(s.q)
+    return _sq(s.ang_vel_body[:, :2]) + xp.square(s.lin_vel[:, 2])
 
 
-def base_tilt(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def base_tilt(s: RewardInputs, c: RewardConfig) -> Array:
     """1 - (body z . world z)^2: sin^2 of the base's tilt, |g_xy|^2 of the projected gravity
     (legged_gym's ``orientation``)."""
-    return 1.0 - np.square(s.base_up_z)
+    xp = namespace(s.q)
+    return 1.0 - xp.square(s.base_up_z)
 
 
-def feet_in_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def feet_in_air(s: RewardInputs, c: RewardConfig) -> Array:
     """1 if all four feet are off the ground, plus 1 per leg resting on its calf, not its foot."""
+    xp = namespace(s.q)
     air = s.foot_force_z < c.contact_threshold
     calf = s.calf_force_z >= c.contact_threshold
-    return np.all(air, axis=1) + np.sum(air & calf, axis=1)
+    return xp.astype(xp.all(air, axis=1), xp.float64) + xp.sum(
+        xp.astype(air & calf, xp.float64), axis=1
+    )
 
 
-def base_height(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def base_height(s: RewardInputs, c: RewardConfig) -> Array:
     """(z_base - terrain height - h_target)^2."""
-    return np.square(s.base_height - c.base_height_target)
+    xp = namespace(s.q)
+    return xp.square(s.base_height - c.base_height_target)
 
 
-def balance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def balance(s: RewardInputs, c: RewardConfig) -> Array:
     """|F_0 + F_2 - F_1 - F_3| of the feet's vertical forces (right feet minus left feet)."""
+    xp = namespace(s.q)
     f = s.foot_force_z
-    return np.abs(f[:, 0] + f[:, 2] - f[:, 1] - f[:, 3])
+    return xp.abs(f[:, 0] + f[:, 2] - f[:, 1] - f[:, 3])
 
 
-def joint_limit(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def joint_limit(s: RewardInputs, c: RewardConfig) -> Array:
     """Number of joints outside their range."""
-    return np.sum((s.q < s.q_min) | (s.q > s.q_max), axis=1).astype(np.float64)
+    xp = namespace(s.q)
+    return xp.sum(xp.astype((s.q < s.q_min) | (s.q > s.q_max), xp.float64), axis=1)
 
 
 # ----------------------------------------------------------------------------- three legs
@@ -274,112 +293,123 @@ LIFTED_LEG_POSE = np.array([0.0, 0.3, -2.4])
 """Hip, thigh, calf [rad] of a front leg held up and folded (the foot under the shoulder)."""
 
 
-def _lifted(s: RewardInputs) -> tuple[np.ndarray, np.ndarray]:
+def _lifted(s: RewardInputs) -> tuple[Array, Array]:
     """(rows of robots that hold a leg up, that leg's index)."""
     if s.lifted_leg is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rows = np.flatnonzero(s.lifted_leg >= 0)
+        none = const([], s.q, "int64")
+        return none, none
+    rows = indices(s.lifted_leg >= 0)
     return rows, s.lifted_leg[rows]
 
 
-def lifted_foot_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def lifted_foot_air(s: RewardInputs, c: RewardConfig) -> Array:
     """1 while the held-up leg touches nothing (neither its foot nor its shank); 0 for robots
     whose task holds no leg up."""
-    out = np.zeros(len(s.q))
+    xp = namespace(s.q)
+    out = xp.zeros_like(s.q[:, 0])
     rows, leg = _lifted(s)
     free = (s.foot_force_z[rows, leg] < c.contact_threshold) & (
         s.calf_force_z[rows, leg] < c.contact_threshold
     )
-    out[rows] = free
+    out[rows] = xp.astype(free, out.dtype)
     return out
 
 
-def lifted_leg_pose(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def lifted_leg_pose(s: RewardInputs, c: RewardConfig) -> Array:
     """sum over the held-up leg's joints of (q - held-up pose)^2; 0 for the other robots."""
-    out = np.zeros(len(s.q))
+    out = namespace(s.q).zeros_like(s.q[:, 0])
     rows, leg = _lifted(s)
-    joints = leg[:, None] * 3 + np.arange(3)
-    out[rows] = _sq(s.q[rows[:, None], joints] - LIFTED_LEG_POSE)
+    joints = leg[:, None] * 3 + const([0, 1, 2], leg)
+    out[rows] = _sq(s.q[rows[:, None], joints] - const(LIFTED_LEG_POSE, s.q))
     return out
 
 
 # ----------------------------------------------------------------------------- bipedal
-def orientation(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def orientation(s: RewardInputs, c: RewardConfig) -> Array:
     """(0.5 cos(theta) + 0.5)^2, theta between the body x axis and world up."""
-    return np.square(0.5 * s.up_cos + 0.5)
+    xp = namespace(s.q)
+    return xp.square(0.5 * s.up_cos + 0.5)
 
 
-def base_height_linear(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def base_height_linear(s: RewardInputs, c: RewardConfig) -> Array:
     """clip((z_base - z_min) / (z_max - z_min), 0, 1)."""
     return _height_factor(s, c)
 
 
-def bipedal_tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def bipedal_tracking_lin_vel(s: RewardInputs, c: RewardConfig) -> Array:
     """tracking_lin_vel (sigma: ``bipedal_tracking_sigma``) * 1{cos theta > threshold} * height
     factor."""
     upright = s.up_cos > c.bipedal_cos_threshold
     return tracking_lin_vel(s, c, bipedal_sigma(c)) * upright * _height_factor(s, c)
 
 
-def bipedal_tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def bipedal_tracking_ang_vel(s: RewardInputs, c: RewardConfig) -> Array:
     """tracking_ang_vel * 1{cos theta > threshold} * height factor."""
     upright = s.up_cos > c.bipedal_cos_threshold
     return tracking_ang_vel(s, c) * upright * _height_factor(s, c)
 
 
-def rear_air(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def rear_air(s: RewardInputs, c: RewardConfig) -> Array:
     """1 if both rear feet are in the air, plus 1 per rear leg on its calf, not its foot."""
-    rear = list(REAR_LEGS)
+    xp = namespace(s.q)
+    rear = take(REAR_LEGS, s.q)
     air = s.foot_force_z[:, rear] < c.contact_threshold
     calf = s.calf_force_z[:, rear] >= c.contact_threshold
-    return np.all(air, axis=1) + np.sum(air & calf, axis=1)
+    return xp.astype(xp.all(air, axis=1), xp.float64) + xp.sum(
+        xp.astype(air & calf, xp.float64), axis=1
+    )
 
 
-def rear_pos_balance(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def rear_pos_balance(s: RewardInputs, c: RewardConfig) -> Array:
     """|q_rear_left - mirror(q_rear_right)|: hips mirrored (sign), thighs and calves equal."""
-    left = s.q[:, list(REAR_LEFT_JOINTS)]
-    right = s.q[:, list(REAR_RIGHT_JOINTS)] * np.array([-1.0, 1.0, 1.0])
-    return np.sqrt(_sq(left - right))
+    xp = namespace(s.q)
+    left = s.q[:, take(REAR_LEFT_JOINTS, s.q)]
+    right = s.q[:, take(REAR_RIGHT_JOINTS, s.q)] * const([-1.0, 1.0, 1.0], s.q)
+    return xp.sqrt(_sq(left - right))
 
 
-def _after_allow(s: RewardInputs, c: RewardConfig) -> np.ndarray:
-    return (s.gait_time > c.front_allow_s).astype(np.float64)
+def _after_allow(s: RewardInputs, c: RewardConfig) -> Array:
+    xp = namespace(s.q)
+    return xp.astype(s.gait_time > c.front_allow_s, xp.float64)
 
 
-def front_joint_pos(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def front_joint_pos(s: RewardInputs, c: RewardConfig) -> Array:
     """1{t > T_allow} sum over the front legs' joints of (q - q_default)^2."""
-    idx = list(FRONT_JOINTS)
+    idx = take(FRONT_JOINTS, s.q)
     return _after_allow(s, c) * _sq(s.q[:, idx] - s.q_default[idx])
 
 
-def front_joint_vel(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def front_joint_vel(s: RewardInputs, c: RewardConfig) -> Array:
     """1{t > T_allow} sum over the front legs' joints of dq^2."""
-    return _after_allow(s, c) * _sq(s.dq[:, list(FRONT_JOINTS)])
+    return _after_allow(s, c) * _sq(s.dq[:, take(FRONT_JOINTS, s.q)])
 
 
-def front_joint_acc(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def front_joint_acc(s: RewardInputs, c: RewardConfig) -> Array:
     """1{t > T_allow} sum over the front legs' joints of ddq^2."""
-    return _after_allow(s, c) * _sq(s.ddq[:, list(FRONT_JOINTS)])
+    return _after_allow(s, c) * _sq(s.ddq[:, take(FRONT_JOINTS, s.q)])
 
 
-def legs_energy_substeps(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def legs_energy_substeps(s: RewardInputs, c: RewardConfig) -> Array:
     """Mean over substeps of sum over joints of (tau dq)^2."""
-    return np.mean(np.sum(np.square(s.tau_sub * s.dq_sub), axis=2), axis=1)
+    xp = namespace(s.q)
+    return xp.mean(xp.sum(xp.square(s.tau_sub * s.dq_sub), axis=2), axis=1)
 
 
-def joint_limits_substeps(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def joint_limits_substeps(s: RewardInputs, c: RewardConfig) -> Array:
     """Mean over substeps of the number of joints outside their range."""
+    xp = namespace(s.q)
     out = (s.q_sub < s.q_min) | (s.q_sub > s.q_max)
-    return np.mean(np.sum(out, axis=2), axis=1)
+    return xp.mean(xp.sum(xp.astype(out, xp.float64), axis=2), axis=1)
 
 
-def collision(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def collision(s: RewardInputs, c: RewardConfig) -> Array:
     """Number of links among base, hips and thighs with a contact force above the threshold."""
-    f = np.linalg.norm(s.link_force[:, list(QUADRUPEDAL_COLLISION_LINKS)], axis=2)
-    return np.sum(f > c.contact_threshold, axis=1).astype(np.float64)
+    xp = namespace(s.q)
+    f = xp.linalg.vector_norm(s.link_force[:, take(QUADRUPEDAL_COLLISION_LINKS, s.q)], axis=2)
+    return xp.sum(xp.astype(f > c.contact_threshold, xp.float64), axis=1)
 
 
-def action_rate(s: RewardInputs, c: RewardConfig) -> np.ndarray:
+def action_rate(s: RewardInputs, c: RewardConfig) -> Array:
     """sum (a_t - a_{t-1})^2."""
     return _sq(s.action - s.last_action)
 
@@ -519,18 +549,19 @@ def default_weights() -> Mapping[str, Mapping[str, float]]:
 
 
 def compute_rewards(
-    s: RewardInputs, gait: np.ndarray, config: RewardConfig, dt: float
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    s: RewardInputs, gait: Array, config: RewardConfig, dt: float
+) -> tuple[Array, dict[str, Array]]:
     """Total reward (N,) and every weighted term, ``"<gait>/<term>"`` -> (N,) (zero for robots
     of the other gait). Weights are multiplied by ``dt`` when ``config.scale_by_dt``. With
     ``config.only_positive`` the total without the termination terms is clipped at zero, then
     the termination terms are added (the logged terms stay unclipped)."""
-    total = np.zeros(len(gait))
-    ending = np.zeros(len(gait))
-    terms: dict[str, np.ndarray] = {}
+    xp = namespace(s.q)
+    total = xp.zeros_like(s.q[:, 0])
+    ending = xp.zeros_like(s.q[:, 0])
+    terms: dict[str, Array] = {}
     scale = dt if config.scale_by_dt else 1.0
     for g, name in enumerate(("quadrupedal", "bipedal")):
-        mask = (gait == g).astype(np.float64)
+        mask = xp.astype(gait == g, xp.float64)
         for term, weight in config.weights[name].items():
             if weight == 0.0:
                 continue
@@ -541,5 +572,5 @@ def compute_rewards(
             else:
                 total += value
     if config.only_positive:
-        total = np.maximum(total, 0.0)
+        total = xp.clip(total, 0.0, None)
     return total + ending, terms

@@ -12,47 +12,51 @@
 
 Time-outs are not terminations: episode length reached, or the robot left its tile (it crossed
 the tile's end, or strayed sideways past its edge). The learner bootstraps their value.
+
+Arrays are numpy or torch (one namespace per call; ``moe_loco_training.env.arrays``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from moe_loco_training.env.arrays import Array, namespace, take
 from moe_loco_training.env.constants import BIPEDAL, BIPEDAL_FORBIDDEN_LINKS, QUADRUPEDAL
 
 if TYPE_CHECKING:
     from moe_loco_training.env.config import TerminationConfig
 
 
-def tilt_angles(gravity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tilt_angles(gravity: Array) -> tuple[Array, Array]:
     """(roll, pitch) [rad], each (N,) in (-pi, pi], from projected gravity (N, 3)."""
+    xp = namespace(gravity)
     gx, gy, gz = gravity[:, 0], gravity[:, 1], gravity[:, 2]
-    return np.arctan2(-gy, -gz), np.arctan2(gx, -gz)
+    return xp.atan2(-gy, -gz), xp.atan2(gx, -gz)
 
 
-def quadrupedal_tilt(gravity: np.ndarray, config: TerminationConfig) -> np.ndarray:
+def quadrupedal_tilt(gravity: Array, config: TerminationConfig) -> Array:
     """(N,) bool: roll or pitch past the paper's quadrupedal limits."""
+    xp = namespace(gravity)
     roll, pitch = tilt_angles(gravity)
-    return (np.abs(roll) > config.quad_roll) | (np.abs(pitch) > config.quad_pitch)
+    return (xp.abs(roll) > config.quad_roll) | (xp.abs(pitch) > config.quad_pitch)
 
 
-def bipedal_forbidden_contact(link_force: np.ndarray, config: TerminationConfig) -> np.ndarray:
+def bipedal_forbidden_contact(link_force: Array, config: TerminationConfig) -> Array:
     """(N,) bool: a link other than the rear calves (with their feet) touches something."""
-    f = np.linalg.norm(link_force[:, list(BIPEDAL_FORBIDDEN_LINKS)], axis=2)
-    return np.any(f > config.contact_threshold, axis=1)
+    xp = namespace(link_force)
+    f = xp.linalg.vector_norm(link_force[:, take(BIPEDAL_FORBIDDEN_LINKS, link_force)], axis=2)
+    return xp.any(f > config.contact_threshold, axis=1)
 
 
 def terminated(
-    gait: np.ndarray,
-    gravity: np.ndarray,
-    link_force: np.ndarray,
-    gait_time: np.ndarray,
-    switched_in: np.ndarray,
-    finite: np.ndarray,
+    gait: Array,
+    gravity: Array,
+    link_force: Array,
+    gait_time: Array,
+    switched_in: Array,
+    finite: Array,
     config: TerminationConfig,
-) -> np.ndarray:
+) -> Array:
     """(N,) bool: which robots terminate this step.
 
     ``gait_time``: time since the current gait command began [s]; ``switched_in``: that gait was
@@ -66,13 +70,12 @@ def terminated(
     return quad | bip | ~finite
 
 
-def timed_out(episode_time: np.ndarray, episode_length_s: float) -> np.ndarray:
+def timed_out(episode_time: Array, episode_length_s: float) -> Array:
     """(N,) bool: the episode reached its length (within float rounding of the step grid)."""
     return episode_time >= episode_length_s - 1e-9
 
 
-def out_of_tile(
-    x_rel: np.ndarray, y_rel: np.ndarray, tile_length: float, tile_width: float
-) -> np.ndarray:
+def out_of_tile(x_rel: Array, y_rel: Array, tile_length: float, tile_width: float) -> Array:
     """(N,) bool: the base (tile coordinates) is past the tile's end or beyond its sides."""
-    return (x_rel > tile_length) | (x_rel < 0.0) | (np.abs(y_rel) > tile_width / 2.0)
+    xp = namespace(x_rel, y_rel)
+    return (x_rel > tile_length) | (x_rel < 0.0) | (xp.abs(y_rel) > tile_width / 2.0)

@@ -19,9 +19,11 @@ by ``world % shape[0]``; :meth:`WarpPhysics.set_model_fields` gives those the ra
 (and the mass-dependent constants ``mj_setConst`` derives from them) one row per world, from the
 robots' own C model copies: one source of truth for both backends.
 
-Not yet here (issue 16, item 1): the environment's observation/reward code runs in numpy on the
-host, so on a GPU device the states cross to the host every step (on the CPU device the torch
-tensors share Warp's memory: no copy).
+The environment (``env.backend: warp``) keeps its arrays as torch tensors on this device and
+runs its one task code on them (``env.arrays``): states, sensors, observations, rewards and dones
+never cross to the host. What does cross, at a reset only: the reset robots' indices to the
+host, and their randomised model rows (friction, masses, gains, drawn into their C model copies)
+back to the device (:meth:`set_model_fields` with ``rows``).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class WarpPhysics:
         self._act = wp.to_torch(d.act) if model.na else None
         self._qacc_warmstart = wp.to_torch(d.qacc_warmstart)
         self.torch_device = self._qpos.device
+        self._per_world: set[str] = set()
+        """Model fields that hold one row per world (after the first upload)."""
 
     BATCHED_FIELDS = (
         "geom_friction",
@@ -98,25 +102,37 @@ class WarpPhysics:
     """What the randomiser writes into a robot's model copy, and what ``mj_setConst`` derives."""
 
     def set_model_fields(
-        self, models: list[mujoco.MjModel], fields: tuple[str, ...] = BATCHED_FIELDS
+        self,
+        models: list[mujoco.MjModel],
+        fields: tuple[str, ...] = BATCHED_FIELDS,
+        rows: list[int] | None = None,
     ) -> None:
-        """Per-world values of ``fields`` from ``models`` (one C model copy per world)."""
+        """Per-world values of ``fields`` from ``models`` (one C model copy per world): all
+        worlds, or only ``rows`` (the robots a reset randomised) once every field is per world."""
         if len(models) != self.nworld:
             raise ValueError(f"need {self.nworld} models, got {len(models)}")
         wp = self._wp
+        if rows is not None and not set(fields) <= self._per_world:
+            rows = None  # the first upload gives every field its per-world rows
         for name in fields:
             cur = getattr(self.mjw_model, name)
-            rows = np.stack([np.asarray(getattr(m, name)) for m in models])
-            arr = wp.array(rows.astype(np.float32), dtype=cur.dtype, device=self.device)
-            setattr(self.mjw_model, name, arr)
+            if rows is None:
+                values = np.stack([np.asarray(getattr(m, name)) for m in models])
+                arr = wp.array(values.astype(np.float32), dtype=cur.dtype, device=self.device)
+                setattr(self.mjw_model, name, arr)
+                self._per_world.add(name)
+            elif rows:
+                values = np.stack([np.asarray(getattr(models[i], name)) for i in rows])
+                view = wp.to_torch(cur)
+                index = torch.as_tensor(rows, device=view.device)
+                view[index] = torch.from_numpy(values.astype(np.float32)).to(view.device)
 
     def set_state(self, state: torch.Tensor | np.ndarray) -> None:
         """Every world's state from ``(nworld, nstate)`` (time, qpos, qvel), velocities of the
         solver's warm start cleared (as ``mj_setState`` leaves a fresh ``MjData``)."""
-        s = torch.as_tensor(state, dtype=torch.float64)
+        s = torch.as_tensor(state, dtype=torch.float64, device=self.torch_device)
         if tuple(s.shape) != (self.nworld, self.nstate):
             raise ValueError(f"state must be ({self.nworld}, {self.nstate}), got {tuple(s.shape)}")
-        s = s.to(self.torch_device)
         nq = self.model.nq
         self._time.copy_(s[:, 0].to(self._time.dtype))
         self._qpos.copy_(s[:, 1 : 1 + nq].to(self._qpos.dtype))
@@ -129,12 +145,21 @@ class WarpPhysics:
             [self._time[:, None].double(), self._qpos.double(), self._qvel.double()], dim=1
         )
 
+    def _scope(self) -> object:
+        """Warp's kernels on this device; on CUDA on torch's current stream there, so that the
+        torch code reading and writing the shared tensors is ordered with them (Warp's
+        documented interop: ``stream_from_torch``), whatever stream the trainer runs on."""
+        wp = self._wp
+        if self.torch_device.type == "cuda":
+            return wp.ScopedStream(wp.stream_from_torch(self.torch_device))
+        return wp.ScopedDevice(self.device)
+
     def rollout(self, ctrl: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Step every world ``ctrl.shape[1]`` times under ``ctrl`` (nworld, substeps, nu).
 
         Returns (states (nworld, substeps, nstate), sensordata (nworld, substeps, nsensordata)),
         float64 on the device, with ``mujoco.rollout``'s meaning per substep."""
-        c = torch.as_tensor(ctrl).to(self.torch_device, self._ctrl.dtype)
+        c = torch.as_tensor(ctrl, dtype=self._ctrl.dtype, device=self.torch_device)
         if c.dim() != 3 or c.shape[0] != self.nworld or c.shape[2] != self.model.nu:
             raise ValueError(
                 f"ctrl must be ({self.nworld}, substeps, {self.model.nu}), got {tuple(c.shape)}"
@@ -144,8 +169,7 @@ class WarpPhysics:
                              device=self.torch_device)  # fmt: skip
         sens = torch.empty(self.nworld, steps, self.model.nsensordata, dtype=torch.float64,
                            device=self.torch_device)  # fmt: skip
-        wp = self._wp
-        with wp.ScopedDevice(self.device):
+        with self._scope():
             for k in range(steps):
                 self._ctrl.copy_(c[:, k])
                 self._mjw.step(self.mjw_model, self.mjw_data)

@@ -12,6 +12,7 @@ from moe_loco_training.models.actor_critic import (
     format_parameter_counts,
     matched_standard_head,
     model_config_from_preset,
+    on_cpu,
     parameter_counts,
 )
 from moe_loco_training.models.moe import ExpertHeads, GateNetwork, apply_expert_scale
@@ -31,5 +32,6 @@ __all__ = [
     "format_parameter_counts",
     "matched_standard_head",
     "model_config_from_preset",
+    "on_cpu",
     "parameter_counts",
 ]

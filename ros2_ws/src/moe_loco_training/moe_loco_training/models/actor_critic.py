@@ -22,6 +22,7 @@ and has no gate: it is the same code with a single expert whose gate is identica
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, NamedTuple
@@ -323,6 +324,14 @@ class MoELocoActorCritic(nn.Module):
             total += linear_macs(self.gate)
         total += self.actor_heads.macs() + cfg.mixture_size * cfg.num_actions
         return total
+
+
+def on_cpu(model: MoELocoActorCritic) -> MoELocoActorCritic:
+    """``model`` itself if its weights are on the CPU, else a CPU copy (evaluations and export
+    run CPU environments and ONNX; a GPU run's model stays where it trains)."""
+    if all(p.device.type == "cpu" for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).cpu()
 
 
 def _count(module: nn.Module | nn.Parameter) -> int:

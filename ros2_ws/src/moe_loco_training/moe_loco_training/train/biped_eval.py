@@ -26,7 +26,7 @@ import torch
 
 from moe_loco_training.env import MultitaskEnv, load_env_config
 from moe_loco_training.env.config import play_variant
-from moe_loco_training.models import MoELocoActorCritic, Privileged
+from moe_loco_training.models import MoELocoActorCritic, Privileged, on_cpu
 
 BIPED_TESTS = ("standup", "walk_from_stance", "balance_upright")
 
@@ -85,6 +85,7 @@ def evaluate_bipedal(
     tests: tuple[str, ...] = BIPED_TESTS,
 ) -> list[BipedResult]:
     """The tests of the module docstring; the model's train/eval mode is restored."""
+    model = on_cpu(model)
     was_training = model.training
     model.eval()
     out: list[BipedResult] = []

@@ -69,12 +69,34 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _device_of(args: argparse.Namespace) -> str:
+    """``cuda`` or ``cpu``: where the run will train (its environment's backend and device),
+    which picks the process group's backend (nccl or gloo) before anything else happens; a
+    configuration that does not load trains nowhere, and ``_main`` then says why."""
+    from moe_loco_training.train.runner import Trainer, env_config_for_stage
+
+    try:
+        overrides = parse_overrides(args.set)
+        if args.resume is not None and args.config is None:
+            data = Trainer.checkpoint_config(args.resume)
+            for k, v in overrides.items():
+                data = set_dotted(data, k, v)
+            config = from_dict(data)
+        else:
+            config = load_train_config(args.config, overrides)
+        env = env_config_for_stage(config, 0)
+    except Exception:  # reported by _main, with the real message
+        return "cpu"
+    return "cuda" if env.backend == "warp" and env.warp_device.startswith("cuda") else "cpu"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``moe-loco-train``: see ``--help``."""
     args = _parser().parse_args(argv)
-    # training runs on the CPU, so the backend is gloo; a CUDA device would be passed here (nccl)
+    # the C backend and Warp's CPU device train on the CPU (gloo); Warp on CUDA: nccl, one GPU
+    # per rank (cuda:LOCAL_RANK)
     try:
-        ctx = distributed.init("cpu")
+        ctx = distributed.init(_device_of(args))
     except (RuntimeError, ValueError) as e:  # e.g. WORLD_SIZE set without torchrun's other vars
         print(f"moe-loco-train: cannot join the process group: {e}", file=sys.stderr)
         return 2

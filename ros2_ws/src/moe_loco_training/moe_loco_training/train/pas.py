@@ -36,8 +36,8 @@ class ProbabilityAnnealing:
         p = self.probability()
         self.steps += 1
         if p >= 1.0:
-            return torch.ones(num_envs, dtype=torch.bool)
-        return torch.rand(num_envs, generator=generator) < p
+            return torch.ones(num_envs, dtype=torch.bool, device=generator.device)
+        return torch.rand(num_envs, generator=generator, device=generator.device) < p
 
     def state_dict(self) -> dict:
         return {"alpha": self.alpha, "floor": self.floor, "steps": self.steps}

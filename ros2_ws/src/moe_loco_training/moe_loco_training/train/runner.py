@@ -45,7 +45,13 @@ from moe_loco_training.export import (
     export_policy,
     git_revision,
 )
-from moe_loco_training.models import ModelConfig, MoELocoActorCritic, Privileged, RecurrentState
+from moe_loco_training.models import (
+    ModelConfig,
+    MoELocoActorCritic,
+    Privileged,
+    RecurrentState,
+    on_cpu,
+)
 from moe_loco_training.observations import ObservationConfig
 from moe_loco_training.train import distributed
 from moe_loco_training.train.config import TrainConfig, from_dict
@@ -126,6 +132,19 @@ def check_dims(model: ModelConfig, obs: EnvStep) -> None:
             raise ValueError(f"model {what} is {have}, the environment gives {t.shape[-1]}")
 
 
+def training_device(env_config: EnvConfig, dist: distributed.DistContext) -> torch.device:
+    """Where the model, the rollouts and the environment's arrays live: the CPU on the C
+    backend; on the Warp backend its device (several ranks on CUDA: ``cuda:LOCAL_RANK`` each)."""
+    if env_config.backend != "warp":
+        return torch.device("cpu")
+    device = torch.device(env_config.warp_device)
+    if device.type == "cuda" and dist.enabled:
+        return torch.device("cuda", dist.local_rank)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", 0)  # what Warp's "cuda" is, and what the env reports
+    return device
+
+
 class Trainer:
     """Runs the configured schedule; see the module docstring."""
 
@@ -141,10 +160,13 @@ class Trainer:
         self.dist = dist = dist if dist is not None else distributed.current()
         self.schedule = cfg.schedule()
         self.total_iterations = cfg.total_iterations
-        self.generator = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, dist.rank))
+        self.device = dev = training_device(env_config_for_stage(cfg, 0), dist)
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(distributed.rank_seed(cfg.seed, dist.rank))
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every rank
             torch.manual_seed(cfg.seed)
             self.model = MoELocoActorCritic(cfg.model_config())
+        self.model.to(dev)
         self.model.train()
         self.ppo = PPO(self.model, cfg.algorithm, dist)
         self.pas = ProbabilityAnnealing(cfg.pas_alpha(), cfg.pas.floor)
@@ -154,11 +176,11 @@ class Trainer:
         self.obs: EnvStep | None = None
         self.state: RecurrentState | None = None
         self.storage: RolloutStorage | None = None
-        self.task_ids = torch.zeros(0, dtype=torch.long)
-        self.ep_return = torch.zeros(0)
-        self.ep_steps = torch.zeros(0)
+        self.task_ids = torch.zeros(0, dtype=torch.long, device=dev)
+        self.ep_return = torch.zeros(0, device=dev)
+        self.ep_steps = torch.zeros(0, device=dev)
         self.noise: torch.Tensor | None = None
-        self.noise_fresh = torch.zeros(0, dtype=torch.bool)
+        self.noise_fresh = torch.zeros(0, dtype=torch.bool, device=dev)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.out = out
         self.writer: Any = None
@@ -186,27 +208,27 @@ class Trainer:
         if self.dist.rank > 0:  # its own robots: the stage's seed mixed with the rank
             seed = distributed.rank_seed(env_config.seed, self.dist.rank, self.iteration)
             env_config = env_config.replace(seed=seed)
+        if env_config.backend == "warp" and self.device.type == "cuda":
+            env_config = env_config.replace(warp_device=str(self.device))
         env = MultitaskEnv(env_config)
+        if env.device != self.device:
+            raise ValueError(f"the environment runs on {env.device}, the trainer on {self.device}")
         self.env = env
         self.obs = env.reset()
         check_dims(self.model.config, self.obs)
-        n = env.num_envs
+        n, dev = env.num_envs, self.device
         self.state = self.model.initial_state(n)
-        task = getattr(env, "task", None)
-        self.task_ids = (
-            torch.as_tensor(task, dtype=torch.long).clone()
-            if task is not None
-            else torch.zeros(n, dtype=torch.long)
-        )
+        self.task_ids = torch.as_tensor(env.task, dtype=torch.long, device=dev).clone()
         self.storage = RolloutStorage(
-            self.config.runner.num_steps_per_env, n, model_dims(self.model.config)
+            self.config.runner.num_steps_per_env, n, model_dims(self.model.config), dev
         )
-        self.ep_return = torch.zeros(n, dtype=torch.float64)
-        self.ep_steps = torch.zeros(n, dtype=torch.float64)
+        self.ep_return = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.ep_steps = torch.zeros(n, dtype=torch.float64, device=dev)
         corr = self.config.algorithm.noise_correlation
-        self.noise = None if corr == 0.0 else torch.zeros(n, self.model.config.num_actions)
+        actions = self.model.config.num_actions
+        self.noise = None if corr == 0.0 else torch.zeros(n, actions, device=dev)
         """AR(1) exploration noise per robot (None: white noise)."""
-        self.noise_fresh = torch.ones(n, dtype=torch.bool)
+        self.noise_fresh = torch.ones(n, dtype=torch.bool, device=dev)
         """Robots whose next noise is a fresh draw (an episode began)."""
         self.stage_index = k
 
@@ -230,14 +252,17 @@ class Trainer:
         names = list(env.task_names)
         num_tasks = len(names)
         e = self.model.config.mixture_size
-        gate_sum = torch.zeros(num_tasks, e, dtype=torch.float64)
-        gate_ent = torch.zeros(num_tasks, dtype=torch.float64)
-        gate_cnt = torch.zeros(num_tasks, dtype=torch.float64)
-        ep_ret = torch.zeros(num_tasks, dtype=torch.float64)
-        ep_len = torch.zeros(num_tasks, dtype=torch.float64)
-        ep_cnt = torch.zeros(num_tasks, dtype=torch.float64)
-        terms: dict[str, float] = {}
-        reward_sum = 0.0
+        # the statistics accumulate on the device; they reach the host once per rollout
+        f64 = {"dtype": torch.float64, "device": self.device}
+        gate_sum = torch.zeros(num_tasks, e, **f64)
+        gate_ent = torch.zeros(num_tasks, **f64)
+        gate_cnt = torch.zeros(num_tasks, **f64)
+        ep_ret = torch.zeros(num_tasks, **f64)
+        ep_len = torch.zeros(num_tasks, **f64)
+        ep_cnt = torch.zeros(num_tasks, **f64)
+        term_sums: dict[str, torch.Tensor] = {}
+        reward_total = torch.zeros((), **f64)
+        ones = torch.ones(n, **f64)
         curriculum: dict[str, float] = {}
         pas_p = self.pas.probability() if stage.kind == "pas" else 1.0
         gamma = cfg.algorithm.gamma
@@ -249,7 +274,7 @@ class Trainer:
                 if stage.kind == "pas":
                     use = self.pas.select(n, self.generator)
                 else:
-                    use = torch.ones(n, dtype=torch.bool)
+                    use = torch.ones(n, dtype=torch.bool, device=self.device)
                 out = self.model(
                     obs.proprio,
                     obs.command,
@@ -284,21 +309,20 @@ class Trainer:
                 gate_sum.index_add_(0, tid, probs)
                 ent = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
                 gate_ent.index_add_(0, tid, ent)
-                gate_cnt.index_add_(0, tid, torch.ones(n, dtype=torch.float64))
-                reward_sum += float(step.reward.mean())
+                gate_cnt.index_add_(0, tid, ones)
+                reward_total += step.reward.mean().to(torch.float64)
                 for k, v in step.infos.get("reward_terms", {}).items():
-                    terms[k] = terms.get(k, 0.0) + float(v.mean())
+                    mean = v.mean().to(torch.float64)
+                    term_sums[k] = term_sums[k] + mean if k in term_sums else mean
                 self.ep_return += step.reward.to(torch.float64)
                 self.ep_steps += 1
                 done = step.done.bool()
-                if done.any():
-                    ep_ret.index_add_(0, tid[done], self.ep_return[done])
-                    ep_len.index_add_(0, tid[done], self.ep_steps[done] * env.dt)
-                    ep_cnt.index_add_(
-                        0, tid[done], torch.ones(int(done.sum()), dtype=torch.float64)
-                    )
-                    self.ep_return[done] = 0.0
-                    self.ep_steps[done] = 0.0
+                ended = done.to(torch.float64)
+                ep_ret.index_add_(0, tid, self.ep_return * ended)
+                ep_len.index_add_(0, tid, self.ep_steps * env.dt * ended)
+                ep_cnt.index_add_(0, tid, ended)
+                self.ep_return.masked_fill_(done, 0.0)
+                self.ep_steps.masked_fill_(done, 0.0)
                 if "task" in step.infos:
                     self.task_ids = step.infos["task"].long()
                 curriculum = dict(step.infos.get("curriculum", curriculum))
@@ -317,6 +341,10 @@ class Trainer:
             assert last is not None
             storage.compute_returns(last.squeeze(-1), gamma, cfg.algorithm.lam)
 
+        reward_sum = float(reward_total)
+        terms = {k: float(v) for k, v in term_sums.items()}
+        gate_sum, gate_ent, gate_cnt = gate_sum.cpu(), gate_ent.cpu(), gate_cnt.cpu()
+        ep_ret, ep_len, ep_cnt = ep_ret.cpu(), ep_len.cpu(), ep_cnt.cpu()
         per_task: dict[str, dict[str, float]] = {}
         for t, name in enumerate(names):
             d: dict[str, float] = {}
@@ -613,7 +641,7 @@ class Trainer:
             seed = distributed.rank_seed(self.config.seed, rank, self.iteration)
             self.generator.manual_seed(seed)
         else:
-            self.generator.set_state(ts["generator"])
+            self._restore_generator(ts["generator"])
         k = int(ts["stage_index"])
         if k >= 0:
             self._enter_stage(k)
@@ -624,26 +652,41 @@ class Trainer:
                 # the configuration rebalanced the task shares: every robot was reset (new
                 # episodes, fresh recurrent states and noise), the curricula kept
                 self.obs = self.env.observe()
-                self.task_ids = torch.as_tensor(self.env.task, dtype=torch.long).clone()
+                self.task_ids = torch.as_tensor(
+                    self.env.task, dtype=torch.long, device=self.device
+                ).clone()
                 return
             o = ts["obs"]
             assert self.obs is not None
+
+            def put(t: torch.Tensor) -> torch.Tensor:
+                return t.to(self.device).clone()
+
             self.obs = EnvStep(
-                **{f: o[f].clone() for f in OBS_FIELDS}, infos={"task": o["task_ids"].clone()}
+                **{f: put(o[f]) for f in OBS_FIELDS}, infos={"task": put(o["task_ids"])}
             )
-            self.task_ids = o["task_ids"].clone()
-            self.state = RecurrentState(*((h.clone(), c.clone()) for h, c in ts["recurrent"]))
-            self.ep_return = ts["episode"]["return"].clone()
-            self.ep_steps = ts["episode"]["steps"].clone()
+            self.task_ids = put(o["task_ids"])
+            self.state = RecurrentState(*((put(h), put(c)) for h, c in ts["recurrent"]))
+            self.ep_return = put(ts["episode"]["return"])
+            self.ep_steps = put(ts["episode"]["steps"])
             noise = ts.get("noise")
             if self.noise is not None and noise is not None:
-                self.noise = noise["noise"].clone()
-                self.noise_fresh = noise["fresh"].clone()
+                self.noise = put(noise["noise"])
+                self.noise_fresh = put(noise["fresh"])
             # a checkpoint of white noise resumed with correlated noise starts fresh draws
+
+    def _restore_generator(self, state: torch.Tensor) -> None:
+        """The checkpoint's action / minibatch / PAS generator; a checkpoint from another
+        device kind (a CPU campaign resumed on a GPU) continues from a fresh seed of (seed,
+        iteration) instead: the run goes on, not bit-exactly."""
+        try:
+            self.generator.set_state(state)
+        except (RuntimeError, ValueError):
+            self.generator.manual_seed(distributed.rank_seed(self.config.seed, 0, self.iteration))
 
     def _action_noise(self, shape: torch.Size) -> torch.Tensor:
         """This step's unit exploration noise (``algorithm.noise_correlation``)."""
-        white = torch.randn(shape, generator=self.generator)
+        white = torch.randn(shape, generator=self.generator, device=self.device)
         if self.noise is None:
             return white
         c = self.config.algorithm.noise_correlation
@@ -717,6 +760,7 @@ def evaluate_policy(
     seeded by ``seed``; the environment's seed is ``env_config.seed``.
     """
     gen = torch.Generator().manual_seed(seed)
+    model = on_cpu(model)
     reward, terms = 0.0, 0
     with MultitaskEnv(env_config) as env, torch.no_grad():
         obs = env.reset()

@@ -39,12 +39,13 @@ def split_and_pad(x: torch.Tensor, dones: torch.Tensor) -> tuple[torch.Tensor, t
     ends = dones.clone().bool()
     ends[-1] = True
     flat_ends = ends.transpose(0, 1).reshape(-1)
-    idx = torch.cat([torch.tensor([-1]), torch.nonzero(flat_ends).flatten()])
+    idx = torch.cat([torch.tensor([-1], device=x.device), torch.nonzero(flat_ends).flatten()])
     lengths = (idx[1:] - idx[:-1]).tolist()
     flat = x.transpose(0, 1).reshape(n * t, *x.shape[2:])
     trajs = torch.split(flat, lengths)
     padded = pad_sequence(trajs)
-    mask = torch.arange(padded.shape[0]).unsqueeze(1) < torch.tensor(lengths).unsqueeze(0)
+    steps = torch.arange(padded.shape[0], device=x.device).unsqueeze(1)
+    mask = steps < torch.tensor(lengths, device=x.device).unsqueeze(0)
     return padded, mask
 
 
@@ -53,7 +54,7 @@ def first_trajectory(dones: torch.Tensor) -> torch.Tensor:
     ends = dones.clone().bool()
     ends[-1] = True
     counts = ends.sum(0)  # trajectories per robot
-    first = torch.zeros(int(counts.sum()), dtype=torch.bool)
+    first = torch.zeros(int(counts.sum()), dtype=torch.bool, device=dones.device)
     starts = torch.cumsum(counts, 0) - counts
     first[starts] = True
     return first
@@ -91,16 +92,24 @@ class SequenceBatch:
 class RolloutStorage:
     """T steps x N robots of observations, actions, rewards and the initial recurrent state."""
 
-    def __init__(self, num_steps: int, num_envs: int, dims: dict[str, int]) -> None:
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        dims: dict[str, int],
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.num_steps, self.num_envs = num_steps, num_envs
+        self.device = torch.device(device)
+        z = {"device": self.device}
         self.data: dict[str, torch.Tensor] = {
-            name: torch.zeros(num_steps, num_envs, dims[d]) for name, d in STEP_FIELDS.items()
+            name: torch.zeros(num_steps, num_envs, dims[d], **z) for name, d in STEP_FIELDS.items()
         }
         for name in SCALAR_FIELDS:
             dtype = torch.bool if name in ("use_privileged", "dones") else torch.float32
-            self.data[name] = torch.zeros(num_steps, num_envs, dtype=dtype)
-        self.data["returns"] = torch.zeros(num_steps, num_envs)
-        self.data["advantages"] = torch.zeros(num_steps, num_envs)
+            self.data[name] = torch.zeros(num_steps, num_envs, dtype=dtype, **z)
+        self.data["returns"] = torch.zeros(num_steps, num_envs, **z)
+        self.data["advantages"] = torch.zeros(num_steps, num_envs, **z)
         self.initial_state: RecurrentState | None = None
         self.step = 0
 
@@ -145,7 +154,7 @@ class RolloutStorage:
         if num_mini_batches > n:
             raise ValueError(f"num_mini_batches {num_mini_batches} > num_envs {n}")
         for _ in range(num_epochs):
-            perm = torch.randperm(n, generator=generator)
+            perm = torch.randperm(n, generator=generator, device=generator.device)
             for envs in torch.tensor_split(perm, num_mini_batches):
                 yield self.batch(envs)
 
@@ -161,7 +170,8 @@ class RolloutStorage:
             fields[name], _ = split_and_pad(d[name][:, envs], dones)
         first = first_trajectory(dones)
         owner = torch.repeat_interleave(
-            torch.arange(len(envs)), (dones.clone().bool() | _last_row(dones)).sum(0)
+            torch.arange(len(envs), device=dones.device),
+            (dones.clone().bool() | _last_row(dones)).sum(0),
         )
         assert self.initial_state is not None and mask is not None
         keep = first.to(torch.float32).view(1, -1, 1)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from moe_loco_training.env import EnvConfig, MultitaskEnv, load_env_config
-from moe_loco_training.models import MoELocoActorCritic, Privileged
+from moe_loco_training.models import MoELocoActorCritic, Privileged, on_cpu
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ def evaluate_walking(
 ) -> WalkReport:
     """Run every test in one environment (one robot each); see the module docstring."""
     cfg = walk_env_config(env_config).replace(num_envs=len(tests), seed=seed, num_threads=1)
+    model = on_cpu(model)
     was_training = model.training
     model.eval()
     with MultitaskEnv(cfg) as env, torch.no_grad():
