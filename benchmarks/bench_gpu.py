@@ -18,8 +18,9 @@ small sizes (``--robots 16,64``), beside the C backend's physics on the same rob
 the walk unless ``--walk-cap-min`` > 0. The whole run must stay well inside 10 minutes on one
 H200-class GPU: the defaults take about 6 (the walk capped at 4).
 
-Not run here: the GPU path (no GPU on this machine). The environment's observation and reward
-code runs in numpy, so on a GPU the states cross to the host at every control step.
+Not run here: the GPU path (no GPU on this machine). On it the environment's arrays, the model
+and the rollouts all live on the GPU (``env.arrays``; ``Trainer.device``): per control step only
+one value per task and the reset robots' indices reach the host.
 """
 
 from __future__ import annotations
