@@ -292,8 +292,9 @@ class MultitaskEnv:
         # per-robot models, threads, buffers
         self.models = [copy.copy(m) for _ in range(n)]
         self.num_threads = cfg.num_threads or os.cpu_count() or 1
-        self._datas = [mujoco.MjData(m) for _ in range(self.num_threads)]
-        self._pool = rollout.Rollout(nthread=self.num_threads) if self.num_threads > 1 else None
+        c_threads = self.num_threads if cfg.backend == "mujoco" else 0  # Warp: no C physics
+        self._datas = [mujoco.MjData(m) for _ in range(c_threads)]
+        self._pool = rollout.Rollout(nthread=c_threads) if c_threads > 1 else None
         self._warp = None
         if cfg.backend == "warp":
             from moe_loco_training.env.warp_physics import WarpPhysics, warp_available
