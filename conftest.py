@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,36 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, poll: float
 @pytest.fixture
 def wait() -> Callable[..., bool]:
     return wait_until
+
+
+class Spinner:
+    """An rclpy executor spun in a daemon thread until :meth:`stop`, which ends the loop, joins
+    the thread and only then shuts the executor down: shutting an executor down while another
+    thread waits in it races (ros2/rclpy#968; seen here as an ``InvalidHandle`` in the spin
+    thread of test_cmd_vel_sim)."""
+
+    def __init__(self, executor: object, period_s: float = 0.05) -> None:
+        self.executor = executor
+        self._period = period_s
+        self._running = threading.Event()
+        self._running.set()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self._running.is_set():
+            self.executor.spin_once(timeout_sec=self._period)
+
+    def stop(self) -> None:
+        self._running.clear()
+        self.thread.join(timeout=5.0)
+        self.executor.shutdown()
+
+
+@pytest.fixture
+def spinner() -> Callable[[object], Spinner]:
+    """``spinner(executor)``: spin it in a thread; call ``.stop()`` before destroying its nodes."""
+    return Spinner
 
 
 @pytest.fixture(scope="session")

@@ -255,7 +255,7 @@ def call(client, request, wait):
     return future.result()
 
 
-def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
+def test_a_recording_through_ros_replays_exactly(tmp_path, wait, spinner):
     """The controller node on mirror input, fed by a scripted robot and joystick, services
     called between steps, the recorder node recording: core replay reproduces every step."""
     policy = run_factory.write_random_policy(tmp_path / "policy.onnx")
@@ -275,16 +275,14 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
     executor = SingleThreadedExecutor()
     for n in (controller, driver):
         executor.add_node(n)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spin = spinner(executor)
     # the recorder on its own executor, as moe-loco-record runs in its own process: sharing the
     # controller's, its robot-state callbacks waited behind the controller's publishing, and a
     # frame's bag time could land after the tick that consumed it (mirror-input bags pair by
     # arrival: seen once in make test as a one-frame slip at step 50)
     rec_executor = SingleThreadedExecutor()
     rec_executor.add_node(recorder)
-    rec_spinner = threading.Thread(target=rec_executor.spin, daemon=True)
-    rec_spinner.start()
+    rec_spin = spinner(rec_executor)
     status = "/moe_loco/status"
 
     def mode():
@@ -338,10 +336,8 @@ def test_a_recording_through_ros_replays_exactly(tmp_path, wait):
         ),
         timeout=5.0,
     )
-    executor.shutdown()
-    spinner.join(timeout=5.0)
-    rec_executor.shutdown()
-    rec_spinner.join(timeout=5.0)
+    spin.stop()
+    rec_spin.stop()
     recorder.destroy_node()  # nothing may write once the writer closes
     writer.close()
     controller.destroy_node()

@@ -3,7 +3,6 @@ LowState_ stream, and the real-time DDS path end to end (bridge process + contro
 joystick node)."""
 
 import os
-import threading
 import time
 
 import numpy as np
@@ -167,7 +166,7 @@ def ros():
     rclpy.try_shutdown()
 
 
-def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait, tmp_path):
+def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait, tmp_path, spinner):
     """Bridge process + controller node + joystick node: stand up, run, e-stop, over DDS; the
     recorder records it all and the bag replays through the core target for target."""
     from rclpy.executors import SingleThreadedExecutor
@@ -209,8 +208,7 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait,
     executor = SingleThreadedExecutor()
     for n in (node, joystick, probe, recorder):
         executor.add_node(n)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    spin = spinner(executor)
     node.start()
     held = ["deadman"]
 
@@ -274,8 +272,7 @@ def test_real_time_dds_path_end_to_end(ros, unitree_channels, zero_policy, wait,
         steps = node.core.step_count
         mirrors = ("/moe_loco/joint_command", "/moe_loco/robot_state")  # every step's both
         wait(lambda: all(writer.counts.get(t, 0) >= steps for t in mirrors), timeout=5)
-        executor.shutdown()
-        spin.join(timeout=5)
+        spin.stop()
         for n in (recorder, node, joystick, probe):
             n.destroy_node()  # the recorder before its writer closes
         writer.close()

@@ -2,7 +2,6 @@
 in its own process, the controller and joystick nodes with the shipped walking policy; the
 operator holds the deadman with the sticks neutral and a Twist commands the walk."""
 
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ def ros():
 
 
 @pytest.mark.skipif(not POLICY.is_file(), reason="the shipped walking policy is not in this tree")
-def test_a_twist_on_cmd_vel_walks_the_simulated_robot(ros, unitree_channels, wait):
+def test_a_twist_on_cmd_vel_walks_the_simulated_robot(ros, unitree_channels, wait, spinner):
     from geometry_msgs.msg import Twist
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -59,8 +58,7 @@ def test_a_twist_on_cmd_vel_walks_the_simulated_robot(ros, unitree_channels, wai
     executor = SingleThreadedExecutor()
     for n in (node, joystick, probe):
         executor.add_node(n)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    spin = spinner(executor)
     node.start()
     held, twist = ["deadman"], [None]
 
@@ -101,8 +99,7 @@ def test_a_twist_on_cmd_vel_walks_the_simulated_robot(ros, unitree_channels, wai
         assert joy_until(lambda: list(statuses[-1].command) == [0.0, 0.0, 0.0], 3)
     finally:
         node.stop()
-        executor.shutdown()
-        spin.join(timeout=5)
+        spin.stop()
         for n in (node, joystick, probe):
             n.destroy_node()
         link.close()

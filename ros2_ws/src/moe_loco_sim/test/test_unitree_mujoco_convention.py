@@ -5,7 +5,6 @@ link), and stand gains that survive the one-step-delayed PD: in lockstep and ove
 controller stands the robot up and hands over to the policy with no fault."""
 
 import dataclasses
-import threading
 import time
 
 import numpy as np
@@ -180,7 +179,9 @@ def test_verify_drops_every_frame_of_unitrees_simulator_and_says_why(unitree_cha
     assert "link.crc: off" in entry.message
 
 
-def test_unitree_convention_stand_up_hand_over_no_fault(ros, unitree_channels, zero_policy, wait):
+def test_unitree_convention_stand_up_hand_over_no_fault(
+    ros, unitree_channels, zero_policy, wait, spinner
+):
     """``moe-loco-sim --convention unitree_mujoco`` + controller (``link.crc: off``) + joystick:
     stand up on the packaged gains, hand over to the policy, e-stop, with no fault."""
     from rclpy.executors import SingleThreadedExecutor
@@ -218,8 +219,7 @@ def test_unitree_convention_stand_up_hand_over_no_fault(ros, unitree_channels, z
     executor = SingleThreadedExecutor()
     for n in (node, joystick, probe):
         executor.add_node(n)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    spin = spinner(executor)
     node.start()
     held = ["deadman"]
     stand = cfg.control
@@ -277,8 +277,7 @@ def test_unitree_convention_stand_up_hand_over_no_fault(ros, unitree_channels, z
         assert list(statuses[-1].faults) == ["estop"]  # the only fault of the run
     finally:
         node.stop()
-        executor.shutdown()
-        spin.join(timeout=5)
+        spin.stop()
         for n in (node, joystick, probe):
             n.destroy_node()
         link.close()
