@@ -151,6 +151,23 @@ def test_a_restored_state_continues_bit_identically_and_a_misfit_changes_nothing
             )
 
 
+def test_what_the_code_derives_is_neither_saved_nor_restored(make_config):
+    """The tiles' arrays, the target law's bounds and index vectors come from this code and
+    configuration: a state leaves them out, and a state that holds them (this code's first
+    checkpoints did) loads with them ignored."""
+    cfg = make_config(6)
+    with MultitaskEnv(cfg) as a, MultitaskEnv(cfg) as b:
+        a.reset()
+        state = a.state_dict()
+        assert not set(MultitaskEnv._DERIVED) & set(state["arrays"])
+        older = {**state, "arrays": dict(state["arrays"])}
+        older["arrays"]["_heights"] = torch.zeros(1)  # a stale tile profile, of another shape
+        b.reset()
+        assert b.load_state_dict(older) is False
+        np.testing.assert_array_equal(b._heights, a.tiles.heights)
+        assert torch.equal(b.observe().proprio, a.observe().proprio)
+
+
 def test_proprioception_equals_the_controller_cores(small_env):
     """The env's p_t (noise off) and the deployed builder's, from the same MuJoCo state read
     through the robot's wire format (float32), agree for every robot."""

@@ -3,6 +3,7 @@ exports (``config/train_ci.yaml``: 8 robots standing on the plane, a small netwo
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from moe_loco_training.env import vec_env
@@ -228,3 +229,25 @@ def test_a_resume_that_rebalances_the_task_shares_trains_on_from_fresh_episodes(
     res = b.run(1)[0]
     assert b.iteration == 2 and set(res.per_task) <= {"plane_q", "walk_b"}
     b.close()
+
+
+def test_a_generator_state_of_another_device_kind_gives_way_to_a_derived_seed():
+    """CPU and CUDA generators keep states of different sizes: a checkpoint's state of the
+    other kind (a CPU campaign resumed on a GPU) reseeds from (seed, iteration), the same seed
+    for the same point; a state of the right size that is corrupt is an error, not a reseed."""
+    cfg = load_train_config("train_ci", {"runner.progress": False})
+    t = Trainer(cfg, out=None)
+    other_kind = torch.zeros(16, dtype=torch.uint8)  # a CUDA Philox state's size
+    t.iteration = 7
+    t._restore_generator(other_kind)
+    first = torch.rand(4, generator=t.generator)
+    t._restore_generator(other_kind)
+    assert torch.equal(torch.rand(4, generator=t.generator), first)
+    t.iteration = 8
+    t._restore_generator(other_kind)
+    assert not torch.equal(torch.rand(4, generator=t.generator), first)
+    good = t.generator.get_state()
+    t._restore_generator(good)
+    assert torch.equal(t.generator.get_state(), good)
+    with pytest.raises(RuntimeError):
+        t._restore_generator(torch.zeros_like(good))

@@ -198,12 +198,9 @@ def test_the_warp_environment_keeps_its_arrays_on_its_device_between_resets(monk
         copies.active = True
         pushed = 0
         for _ in range(25):  # standing still: nobody falls, nobody times out in 0.5 s
-            before = env.state[:, env._qvel0 : env._qvel0 + 2].clone()
-            due = int((env.push_timer - env.dt <= 0).sum())
+            pushed += int((env.push_timer - env.dt <= 0).sum())
             obs = env.step(zero)
-            pushed += due
             assert not obs.done.any()
-            assert before.shape == (env.num_envs, 2)
         copies.active = False
         assert pushed > 0  # the pushes (device draws) happened inside the measured steps
         tasks = len(env.task_names)
@@ -313,14 +310,14 @@ def test_a_c_backend_checkpoint_continues_on_the_warp_backend(tmp_path):
     )
     try:
         assert warp.iteration == 1 and warp.env is not None and warp.env._warp is not None
-        np.testing.assert_array_equal(warp.env.state.cpu().numpy(), cpu_state(ckpt))
+        np.testing.assert_array_equal(warp.env.state.cpu().numpy(), _saved_env_state(ckpt))
         s = warp.train_iteration()
         assert s.iteration == 2 and np.isfinite(s.mean_reward)
     finally:
         warp.close()
 
 
-def cpu_state(ckpt) -> np.ndarray:
+def _saved_env_state(ckpt) -> np.ndarray:
     data = torch.load(str(ckpt), map_location="cpu", weights_only=True)
     return data["training_state"]["env"]["arrays"]["state"].numpy()
 

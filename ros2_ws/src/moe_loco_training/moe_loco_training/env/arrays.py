@@ -112,12 +112,6 @@ class HostRandom:
     def integers(self, lo: int, hi: int, shape: int | tuple[int, ...]) -> np.ndarray:
         return self.rng.integers(lo, hi, shape)
 
-    def state(self) -> dict:
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
-
 
 class DeviceRandom:
     """The environment's random draws from a ``torch.Generator`` on the arrays' device (the Warp

@@ -288,6 +288,7 @@ class MultitaskEnv:
         self._pitch_grid = np.linspace(0.0, np.pi / 2, 19)
         self._pitch_z = np.array([self._upright_height(m, a) for a in self._pitch_grid])
         self._pitch_z += SPAWN_CLEARANCE
+        self._pitch_step = float(self._pitch_grid[1] - self._pitch_grid[0])
 
         # per-robot models, threads, buffers
         self.models = [copy.copy(m) for _ in range(n)]
@@ -435,12 +436,29 @@ class MultitaskEnv:
     _SCALAR_STATE = ("_initialised",)
     _SCRATCH = ("_out_state", "_out_sens", "_ctrl")
     """Buffers every step overwrites before reading: not state (2 MB of a 512-robot snapshot)."""
+    _DERIVED = (
+        "_origins",
+        "_spawns",
+        "_course",
+        "_heights",
+        "_target_lo",
+        "_target_hi",
+        "_sigma_by_gait",
+        "_upright_pose",
+        "_ctrl_idx",
+        "_all_ids",
+    )
+    """Arrays the configuration and the code derive (the tiles, the target law, index vectors):
+    neither saved nor restored, so a checkpoint never overrides what this code builds (a state
+    that holds them, as some of this code's first checkpoints do, loads with them ignored)."""
 
     def _arrays(self) -> dict[str, Array]:
         return {
             k: v
             for k, v in vars(self).items()
-            if (isinstance(v, np.ndarray) or is_torch(v)) and k not in self._SCRATCH
+            if (isinstance(v, np.ndarray) or is_torch(v))
+            and k not in self._SCRATCH
+            and k not in self._DERIVED
         }
 
     def _put(self, value: np.ndarray) -> Array:
@@ -491,7 +509,8 @@ class MultitaskEnv:
             if missing:
                 raise ValueError(f"environment state has no robots of task(s) {missing}")
         mine = self._arrays()
-        for k, v in state["arrays"].items():
+        saved_arrays = {k: v for k, v in state["arrays"].items() if k not in self._DERIVED}
+        for k, v in saved_arrays.items():
             cur = mine.get(k)
             if cur is None or tuple(cur.shape) != tuple(v.shape):
                 raise ValueError(f"environment state does not fit: attribute {k!r}")
@@ -500,7 +519,7 @@ class MultitaskEnv:
             if values is None or tuple(values.shape[1:]) != getattr(self.models[0], f).shape:
                 raise ValueError(f"environment state does not fit: model field {f!r}")
         device_rng = state.get("device_rng")
-        for k, v in state["arrays"].items():
+        for k, v in saved_arrays.items():
             if not (rebalance and k in self._TASK_ARRAYS):
                 setattr(self, k, self._put(v.numpy()))
         scratch = mujoco.MjData(self.model)
@@ -512,12 +531,13 @@ class MultitaskEnv:
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]
         if isinstance(self.rand, DeviceRandom):
-            try:
+            own = tuple(self.rand.state().shape)
+            if device_rng is not None and tuple(device_rng.shape) == own:
                 self.rand.set_state(device_rng)
-            except (TypeError, RuntimeError):
-                # a C-backend state (or one from another device): the device draws continue
-                # from a seed the restored host generator gives (deterministic, not the same
-                # stream; a CPU campaign continues on a GPU this way)
+            else:
+                # a C-backend state (or another device kind's): the device draws continue from
+                # a seed the restored host generator gives (deterministic, not the same stream;
+                # a CPU campaign continues on a GPU this way)
                 self.rand = DeviceRandom(int(self.rng.integers(2**62)), self.device)
         self._warp_models_stale = True
         if rebalance:
@@ -616,8 +636,7 @@ class MultitaskEnv:
     def _interp_pitch_z(self, pitch: Array) -> Array:
         """The spawn height of a robot pitched up by ``pitch`` (numpy's ``interp`` on the
         pitch grid: it is uniform, so the segment is found by division)."""
-        xp, grid, z = self.xp, self._pitch_grid, self._pitch_z
-        step = float(grid[1] - grid[0])
+        xp, grid, z, step = self.xp, self._pitch_grid, self._pitch_z, self._pitch_step
         j = xp.clip(xp.astype(xp.floor((pitch - grid[0]) / step), xp.int64), 0, count(grid) - 2)
         slope = (z[j + 1] - z[j]) / (grid[j + 1] - grid[j])
         return xp.where(pitch >= grid[-1], z[-1], slope * (pitch - grid[j]) + z[j])

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import numpy as np
 import torch
 
 from moe_loco_training.control import ControlConfig
@@ -312,8 +313,7 @@ class Trainer:
                 gate_cnt.index_add_(0, tid, ones)
                 reward_total += step.reward.mean().to(torch.float64)
                 for k, v in step.infos.get("reward_terms", {}).items():
-                    mean = v.mean().to(torch.float64)
-                    term_sums[k] = term_sums[k] + mean if k in term_sums else mean
+                    term_sums[k] = term_sums.get(k, 0.0) + v.mean().to(torch.float64)
                 self.ep_return += step.reward.to(torch.float64)
                 self.ep_steps += 1
                 done = step.done.bool()
@@ -676,13 +676,15 @@ class Trainer:
             # a checkpoint of white noise resumed with correlated noise starts fresh draws
 
     def _restore_generator(self, state: torch.Tensor) -> None:
-        """The checkpoint's action / minibatch / PAS generator; a checkpoint from another
-        device kind (a CPU campaign resumed on a GPU) continues from a fresh seed of (seed,
-        iteration) instead: the run goes on, not bit-exactly."""
-        try:
+        """The checkpoint's action / minibatch / PAS generator. A state of another device
+        kind's size (a CPU campaign resumed on a GPU: CPU and CUDA generators keep different
+        states) gives way to a fresh seed derived from (seed, iteration): the run goes on, not
+        bit-exactly. A state of the right size is restored (a bad one raises)."""
+        if tuple(state.shape) == tuple(self.generator.get_state().shape):
             self.generator.set_state(state)
-        except (RuntimeError, ValueError):
-            self.generator.manual_seed(distributed.rank_seed(self.config.seed, 0, self.iteration))
+            return
+        entropy = [int(self.config.seed) & 0xFFFFFFFF, int(self.iteration)]
+        self.generator.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
     def _action_noise(self, shape: torch.Size) -> torch.Tensor:
         """This step's unit exploration noise (``algorithm.noise_correlation``)."""
